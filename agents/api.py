@@ -1,0 +1,74 @@
+"""The agent API every family implements.
+
+A family provides a frozen ``Config`` dataclass and ``make_algorithm(config, env, env_params)``
+returning an :class:`Algorithm`: pure ``init(key, hparams) -> state`` and
+``update(state) -> (state, metrics)`` for one seed. Everything else is derived here:
+
+* ``make_train`` turns it into ``train(key, hparams=None) -> (final_state, metrics)``, one
+  ``lax.scan`` over all updates, which can be jitted and vmapped over seeds and hparams;
+* the runner (:mod:`hystax.runner`) vmaps ``init``/``update`` over seeds and calls the update
+  in jitted chunks under a host loop (progress, CSV, checkpoints).
+
+``hparams`` is a dict of the config's numeric hyperparameters (``Config.HPARAMS``), kept in
+the train state, so a population of learning rates is just a vmap over ``hparams``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from hystax.errors import HystaxError
+
+Metrics = dict[str, jax.Array]
+
+
+class Algorithm(NamedTuple):
+    """One seed's training loop, split into ``init`` and one ``update``."""
+
+    init: Callable[[jax.Array, Mapping[str, jax.Array]], Any]
+    update: Callable[[Any], tuple[Any, Metrics]]
+    num_updates: int
+    steps_per_update: int  # env steps consumed by one update
+
+
+def default_hparams(config) -> dict[str, jax.Array]:
+    """The numeric hyperparameters of ``config`` as float32 scalars."""
+    return {k: jnp.asarray(getattr(config, k), jnp.float32) for k in config.HPARAMS}
+
+
+def merge_hparams(config, hparams: Mapping[str, Any] | None) -> dict[str, jax.Array]:
+    """``default_hparams(config)`` with ``hparams`` (possibly traced/batched) on top."""
+    merged = default_hparams(config)
+    for k, v in (hparams or {}).items():
+        if k not in merged:
+            raise HystaxError(
+                f"{k!r} is not a numeric hyperparameter of {type(config).__name__}; "
+                f"choose from {', '.join(config.HPARAMS)}")
+        merged[k] = jnp.asarray(v, jnp.float32)
+    return merged
+
+
+def make_train_from(algorithm: Algorithm, config) -> Callable:
+    """``train(key, hparams=None) -> (final_state, metrics[num_updates])`` as one scan."""
+
+    def train(key: jax.Array, hparams: Mapping[str, Any] | None = None):
+        state = algorithm.init(key, merge_hparams(config, hparams))
+        return jax.lax.scan(lambda s, _: algorithm.update(s), state, None,
+                            length=algorithm.num_updates)
+
+    return train
+
+
+def replace_config(config, overrides: Mapping[str, Any]):
+    """``dataclasses.replace`` with a clear error for unknown fields."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise HystaxError(f"{type(config).__name__} has no field {unknown[0]!r}; "
+                          f"fields are {', '.join(sorted(fields))}")
+    return dataclasses.replace(config, **overrides)

@@ -1,0 +1,262 @@
+"""PPO with an MLP actor-critic (discrete and continuous actions), purejaxrl-style.
+
+``make_train(config, env, env_params)`` gives a pure ``train(key, hparams=None)`` that runs
+the whole training as one ``lax.scan``; ``jax.jit(jax.vmap(train))(keys)`` trains several
+seeds at once, and ``jax.vmap(train, in_axes=(None, 0))(key, {"lr": lrs})`` a population
+of learning rates.
+
+Truncation is bootstrapped correctly: the critic is evaluated on
+``info["final_observation"]`` (the pre-reset observation), and only ``terminated`` cuts the
+bootstrap, while both ``terminated`` and ``truncated`` cut the GAE recursion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import distrax
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from gymnax.environments import spaces
+
+from hystax.agents.api import Algorithm, make_train_from
+from hystax.agents.networks import ACTIVATIONS, ActorCritic
+from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation
+from hystax.errors import HystaxError, require
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """PPO settings. Fields in ``HPARAMS`` may be vmapped (populations)."""
+
+    total_timesteps: int = 500_000
+    num_envs: int = 4
+    num_steps: int = 128
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    anneal_lr: bool = True
+    lr: float = 2.5e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    reward_scale: float = 1.0
+
+    HPARAMS: ClassVar[tuple[str, ...]] = (
+        "lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
+        "reward_scale")
+
+    def __post_init__(self):
+        for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs",
+                     "num_minibatches"):
+            require(int(getattr(self, name)) > 0, f"{name} must be positive, got {getattr(self, name)}")
+        batch = self.num_envs * self.num_steps
+        require(batch % self.num_minibatches == 0,
+                f"num_envs * num_steps = {batch} is not divisible by num_minibatches = "
+                f"{self.num_minibatches}")
+        require(self.total_timesteps >= batch,
+                f"total_timesteps = {self.total_timesteps} is smaller than one update "
+                f"(num_envs * num_steps = {batch})")
+        require(len(self.hidden_sizes) > 0 and all(int(h) > 0 for h in self.hidden_sizes),
+                f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
+        require(self.activation in ACTIVATIONS,
+                f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
+        for name in self.HPARAMS:
+            require(np.isfinite(getattr(self, name)), f"{name} must be finite")
+        require(self.lr > 0, f"lr must be positive, got {self.lr}")
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // (self.num_envs * self.num_steps)
+
+
+class TrainState(flax.struct.PyTreeNode):
+    """Everything one seed's training carries from update to update."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array  # [num_envs, obs_dim]
+    key: jax.Array
+    update: jax.Array  # number of updates done
+    hparams: dict[str, jax.Array]
+
+
+class Transition(flax.struct.PyTreeNode):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    done: jax.Array
+    final_obs: jax.Array
+    info: dict
+
+
+def make_optimizer(hparams, lr) -> optax.GradientTransformation:
+    """Clip by global norm, then Adam with learning rate ``lr`` (may be traced)."""
+    return optax.chain(optax.clip_by_global_norm(hparams["max_grad_norm"]),
+                       optax.scale_by_adam(eps=1e-5), optax.scale(-lr))
+
+
+def policy_distribution(policy_out, discrete: bool) -> distrax.Distribution:
+    if discrete:
+        return distrax.Categorical(logits=policy_out)
+    mean, log_std = policy_out
+    return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std) * jnp.ones_like(mean))
+
+
+def gae_advantages(t: Transition, final_values, gamma, gae_lambda):
+    """GAE over a time-major rollout ``[T, num_envs]``.
+
+    ``final_values[t] = V(final_obs[t])`` is the value of the true next state, so
+    ``delta_t = r_t + gamma (1 - terminated_t) V(s'_t) - V(s_t)`` bootstraps through
+    truncations; the recursion is cut by every episode end (``done``).
+    """
+    deltas = t.reward + gamma * (1.0 - t.terminated) * final_values - t.value
+
+    def backward(adv_next, x):
+        delta, done = x
+        adv = delta + gamma * gae_lambda * (1.0 - done) * adv_next
+        return adv, adv
+
+    _, adv = jax.lax.scan(backward, jnp.zeros_like(deltas[0]), (deltas, t.done), reverse=True)
+    return adv, adv + t.value
+
+
+def make_algorithm(config: Config, env, env_params) -> Algorithm:
+    """PPO as ``init(key, hparams)`` / ``update(state)`` for one seed."""
+    obs_shape = env.observation_space(env_params).shape
+    if len(obs_shape) != 1:
+        env = FlattenObservation(env)
+    env = BatchEnv(EpisodeStatistics(env), config.num_envs)
+    action_space = env.action_space(env_params)
+    discrete = isinstance(action_space, spaces.Discrete)
+    if discrete:
+        action_dim = int(action_space.n)
+    elif isinstance(action_space, spaces.Box):
+        action_dim = int(np.prod(action_space.shape))
+        low = jnp.broadcast_to(jnp.asarray(action_space.low, jnp.float32), action_space.shape)
+        high = jnp.broadcast_to(jnp.asarray(action_space.high, jnp.float32), action_space.shape)
+    else:
+        raise HystaxError(f"PPO supports Discrete and Box action spaces, not {type(action_space).__name__}")
+    network = ActorCritic(action_dim, discrete, tuple(config.hidden_sizes), config.activation)
+    batch_size = config.num_envs * config.num_steps
+    minibatch_size = batch_size // config.num_minibatches
+
+    def to_env_action(action):
+        if discrete:
+            return action
+        return jnp.clip(action.reshape((-1, *action_space.shape)), low, high)
+
+    def learning_rate(state):
+        if not config.anneal_lr:
+            return state.hparams["lr"]
+        frac = 1.0 - state.update.astype(jnp.float32) / config.num_updates
+        return state.hparams["lr"] * frac
+
+    def init(key, hparams):
+        key, k_net, k_env = jax.random.split(key, 3)
+        obs, env_state = env.reset(k_env, env_params)
+        params = network.init(k_net, obs)
+        opt_state = make_optimizer(hparams, hparams["lr"]).init(params)
+        return TrainState(params, opt_state, env_state, obs, key,
+                          jnp.zeros((), jnp.int32), hparams)
+
+    def env_step(state: TrainState, _):
+        key, k_act, k_env = jax.random.split(state.key, 3)
+        policy_out, value = network.apply(state.params, state.obs)
+        pi = policy_distribution(policy_out, discrete)
+        action = pi.sample(seed=k_act)
+        log_prob = pi.log_prob(action)
+        obs, env_state, reward, terminated, truncated, info = env.step(
+            k_env, state.env_state, to_env_action(action), env_params)
+        done = jnp.logical_or(terminated, truncated)
+        transition = Transition(
+            state.obs, action, log_prob, value,
+            reward.astype(jnp.float32) * state.hparams["reward_scale"],
+            terminated.astype(jnp.float32), done.astype(jnp.float32),
+            info["final_observation"],
+            {k: info[k] for k in ("returned_episode", "returned_episode_returns",
+                                  "returned_episode_lengths")})
+        return state.replace(env_state=env_state, obs=obs, key=key), transition
+
+    def loss_fn(params, hparams, batch: Transition, advantages, targets):
+        policy_out, value = network.apply(params, batch.obs)
+        pi = policy_distribution(policy_out, discrete)
+        log_prob = pi.log_prob(batch.action)
+        value_clipped = batch.value + jnp.clip(value - batch.value, -hparams["clip_eps"],
+                                               hparams["clip_eps"])
+        value_loss = 0.5 * jnp.maximum(jnp.square(value - targets),
+                                       jnp.square(value_clipped - targets)).mean()
+        ratio = jnp.exp(log_prob - batch.log_prob)
+        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss = -jnp.minimum(
+            ratio * adv,
+            jnp.clip(ratio, 1.0 - hparams["clip_eps"], 1.0 + hparams["clip_eps"]) * adv).mean()
+        entropy = pi.entropy().mean()
+        total = policy_loss + hparams["vf_coef"] * value_loss - hparams["ent_coef"] * entropy
+        stats = {"value_loss": value_loss, "policy_loss": policy_loss, "entropy": entropy,
+                 "approx_kl": ((ratio - 1.0) - jnp.log(ratio)).mean(),
+                 "clip_fraction": (jnp.abs(ratio - 1.0) > hparams["clip_eps"]).mean()}
+        return total, stats
+
+    def update(state: TrainState):
+        state, traj = jax.lax.scan(env_step, state, None, length=config.num_steps)
+        hp = state.hparams
+        _, final_values = network.apply(state.params, traj.final_obs)
+        advantages, targets = gae_advantages(traj, final_values, hp["gamma"], hp["gae_lambda"])
+        tx = make_optimizer(hp, learning_rate(state))
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        flat = jax.tree.map(lambda x: x.reshape((batch_size, *x.shape[2:])),
+                            (traj.replace(info={}), advantages, targets))
+
+        def epoch(carry, _):
+            params, opt_state, key = carry
+            key, k_perm = jax.random.split(key)
+            perm = jax.random.permutation(k_perm, batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[perm].reshape((config.num_minibatches, minibatch_size, *x.shape[1:])),
+                flat)
+
+            def minibatch_step(carry, mb):
+                params, opt_state = carry
+                (_, stats), grads = grad_fn(params, hp, *mb)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), stats
+
+            (params, opt_state), stats = jax.lax.scan(minibatch_step, (params, opt_state),
+                                                      minibatches)
+            return (params, opt_state, key), stats
+
+        (params, opt_state, key), stats = jax.lax.scan(
+            epoch, (state.params, state.opt_state, state.key), None, length=config.update_epochs)
+        state = state.replace(params=params, opt_state=opt_state, key=key,
+                              update=state.update + 1)
+        ended = traj.info["returned_episode"]
+        n_ended = ended.sum()
+        metrics = {
+            "env_steps": state.update * batch_size,
+            "episode_return": jnp.where(n_ended > 0, (traj.info["returned_episode_returns"] * ended).sum() / jnp.maximum(n_ended, 1), jnp.nan),
+            "episode_length": jnp.where(n_ended > 0, (traj.info["returned_episode_lengths"] * ended).sum() / jnp.maximum(n_ended, 1), jnp.nan),
+            "episodes": n_ended,
+            **jax.tree.map(jnp.mean, stats),
+        }
+        return state, metrics
+
+    return Algorithm(init, update, config.num_updates, batch_size)
+
+
+def make_train(config: Config, env, env_params):
+    """``train(key, hparams=None) -> (final TrainState, metrics)``; metrics are ``[num_updates]``."""
+    return make_train_from(make_algorithm(config, env, env_params), config)
+

@@ -1,0 +1,1 @@
+"""Experiment scripts and benchmarks (``python -m hystax.experiments.bench_ppo``)."""

@@ -1,0 +1,234 @@
+"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``bench``.
+
+Heavy modules (jax, the agents) are imported only by the command that needs them, so
+``hystax --help`` and ``hystax list`` stay fast. Bad input prints one line
+(``hystax: error: ...``) and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from hystax.errors import HystaxError
+
+DEMO = dict(agent="ppo", env="CartPole-v1", seeds=4, total_timesteps=200_000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if rest and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return args.func(args, rest)
+    except HystaxError as err:
+        print(f"hystax: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from hystax import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hystax", description="JAX RL and bandit agents for worlds with memory.")
+    parser.add_argument("--version", action="version", version=f"hystax {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="train PPO on CartPole-v1 for 4 seeds; write CSV + PNG into ./runs/",
+                       description="Train PPO (MLP) on CartPole-v1 for 4 seeds in one vmapped "
+                                   "run and write metrics.csv, checkpoints and returns.png.")
+    p.add_argument("--out-dir", default="runs", help="parent folder of the run (default: runs)")
+    p.add_argument("--total-timesteps", type=_int, default=DEMO["total_timesteps"],
+                   help="env steps per seed (default: %(default)s)")
+    p.add_argument("--seeds", type=_int, default=DEMO["seeds"], help="number of seeds (default: 4)")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("list", help="list environments and agents")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser(
+        "train", help="train an agent (hystax train ppo --env CartPole-v1 --seeds 4)",
+        description="Train an agent on an env for several seeds (vmapped, sharded over "
+                    "devices). Agent config fields are flags too: `hystax train ppo --help` "
+                    "lists them.", add_help=False)
+    p.add_argument("agent", nargs="?", help="agent family (see hystax list)")
+    p.add_argument("-h", "--help", action="store_true", help="show this help (with the agent's config fields)")
+    p.add_argument("--env", default="CartPole-v1", help="environment name (default: CartPole-v1)")
+    p.add_argument("--env-param", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a field of the env's params (repeatable)")
+    p.add_argument("--seeds", type=_int, default=1, help="number of seeds 0..N-1 (default: 1)")
+    p.add_argument("--name", help="run name (default: <agent>-<env>-<time>)")
+    p.add_argument("--out-dir", default="runs", help="parent folder of the run (default: runs)")
+    p.add_argument("--chunk-updates", type=_int, help="updates per jitted chunk")
+    p.add_argument("--checkpoint-every", type=_int, default=10, help="checkpoint every N chunks")
+    p.add_argument("--devices", type=_int, help="devices to shard seeds over (default: all)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() first (multi-host; run on every host)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train, train_parser=p)
+
+    p = sub.add_parser("plot", help="plot run directories (returns.png, losses.png)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out-dir", help="where an overlay of several runs goes (default: runs/compare)")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("bench", help="benchmarks (hystax bench ppo)")
+    p.add_argument("what", choices=["ppo"], help="which benchmark")
+    p.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    p.add_argument("--out", default="runs/bench_ppo.json", help="where the results JSON goes")
+    p.set_defaults(func=_bench)
+    return parser
+
+
+def _int(text: str) -> int:
+    """Integers that may be written as 1e6 or 100_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+    return int(value)
+
+
+def _demo(args, rest) -> int:
+    import time
+
+    from hystax.runner import train
+
+    start = time.time()
+    result = train(DEMO["agent"], DEMO["env"], seeds=args.seeds, out_dir=args.out_dir,
+                   total_timesteps=args.total_timesteps)
+    _report(result, time.time() - start)
+    return 0
+
+
+def _list(args, rest) -> int:
+    from hystax import agents, envs
+
+    print("agents:")
+    for name in agents.names():
+        print(f"  {name}")
+    print("environments:")
+    for name in envs.names():
+        print(f"  {name}")
+    return 0
+
+
+def _train(args, rest) -> int:
+    if args.help and not args.agent:
+        args.train_parser.print_help()
+        return 0
+    if args.resume is None and args.agent is None:
+        raise HystaxError("name an agent (hystax train ppo ...) or --resume RUN_DIR")
+    from hystax import agents
+
+    module = agents.get(args.agent) if args.agent else None
+    config_parser = argparse.ArgumentParser(
+        prog=f"hystax train {args.agent}", add_help=False,
+        parents=[args.train_parser] if args.help else [],
+        conflict_handler="resolve")
+    group = config_parser.add_argument_group(f"{args.agent} config fields") if module else None
+    fields = _add_config_flags(group, module.Config) if module else []
+    if args.help:
+        config_parser.print_help()
+        return 0
+    overrides_ns, unknown = config_parser.parse_known_args(rest)
+    if unknown:
+        raise HystaxError(f"unrecognized arguments: {' '.join(unknown)}")
+    overrides = {f: getattr(overrides_ns, f) for f in fields if getattr(overrides_ns, f) is not None}
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+    import time
+
+    from hystax.runner import train
+
+    start = time.time()
+    result = train(args.agent, args.env, seeds=args.seeds, name=args.name, out_dir=args.out_dir,
+                   chunk_updates=args.chunk_updates, checkpoint_every=args.checkpoint_every,
+                   devices=args.devices, resume=args.resume, progress=not args.no_progress,
+                   env_params=_env_params(args.env_param), **overrides)
+    _report(result, time.time() - start)
+    return 130 if result.interrupted else 0
+
+
+def _add_config_flags(group, config_cls) -> list[str]:
+    names = []
+    for f in dataclasses.fields(config_cls):
+        default = f.default
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=f"(default: {default})")
+        elif isinstance(default, tuple):
+            group.add_argument(flag, dest=f.name, type=_int_tuple, default=None,
+                               help=f"comma-separated (default: {','.join(map(str, default))})")
+        else:
+            kind = _int if isinstance(default, int) else type(default)
+            group.add_argument(flag, dest=f.name, type=kind, default=None,
+                               help=f"(default: {default})")
+        names.append(f.name)
+    return names
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    return tuple(_int(x) for x in text.split(",") if x.strip())
+
+
+def _env_params(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise HystaxError(f"--env-param expects FIELD=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise HystaxError(f"--env-param {key}: {value!r} is not a number") from None
+    return out
+
+
+def _report(result, seconds: float) -> None:
+    import numpy as np
+
+    returns = result.metrics.get("episode_return")
+    if returns is not None and returns.size:
+        tail = returns[:, -max(1, returns.shape[1] // 10):]
+        per_seed = np.nanmean(tail, axis=1)
+        print(f"final return (last 10% of updates), mean over {len(per_seed)} seeds: "
+              f"{np.nanmean(per_seed):.1f}  (per seed: "
+              f"{', '.join(f'{x:.1f}' for x in per_seed)})")
+    if result.interrupted:
+        print(f"interrupted: resume with `hystax train --resume {result.run_dir}`")
+    if result.run_dir is not None:
+        print(f"wrote {result.run_dir}/ (config.json, metrics.csv, checkpoints/, returns.png) "
+              f"in {seconds:.0f} s")
+
+
+def _plot(args, rest) -> int:
+    from hystax.plots import plot_run_dirs
+
+    for path in plot_run_dirs([Path(p) for p in args.run_dirs],
+                              out_dir=Path(args.out_dir) if args.out_dir else None):
+        print(f"wrote {path}")
+    return 0
+
+
+def _bench(args, rest) -> int:
+    from hystax.experiments import bench_ppo
+
+    bench_ppo.main(quick=args.quick, out=args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The one error type for bad user input, and close-match suggestions for names."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HystaxError(ValueError):
+    """Bad input from a user: the message names the problem in one line.
+
+    The CLI prints it as ``hystax: error: <message>`` and exits with code 2; Python callers
+    get it as an ordinary ``ValueError``.
+    """
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str]) -> HystaxError:
+    """An error for an unknown ``kind`` (env, agent, ...) that suggests close matches."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    if not close:  # case-insensitive prefix matches help with e.g. "cartpole"
+        close = [c for c in choices if c.lower().startswith(name.lower()[:4])][:3]
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return HystaxError(f"unknown {kind} {name!r}{hint} (`hystax list` shows all)")
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`HystaxError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise HystaxError(message)

@@ -1,0 +1,350 @@
+"""The training runner: jitted chunks of updates under a host loop.
+
+Between chunks the host loop updates the tqdm bar (env-steps/s, recent return), appends
+to ``metrics.csv``, writes orbax checkpoints and honours Ctrl-C (finish the chunk, save,
+exit). ``train(...)`` here is the one entry point that both ``hystax.train`` and the
+``hystax train`` command call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import re
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+import hystax
+from hystax import rundir, sharding
+from hystax.agents.api import merge_hparams, replace_config
+from hystax.errors import HystaxError, require
+
+LOSS_SUFFIXES = ("loss",)
+
+
+class RunResult(NamedTuple):
+    """What a run leaves behind: final state ``[seeds, ...]`` and metrics ``[seeds, updates]``."""
+
+    run_dir: Path | None
+    state: Any
+    metrics: dict[str, np.ndarray]
+    config: Any
+    seeds: list[int]
+    interrupted: bool
+
+
+class RunSpec(NamedTuple):
+    """A validated run: everything needed before anything is written to disk."""
+
+    agent: str
+    env_name: str
+    env: Any
+    env_params: Any
+    env_overrides: dict
+    config: Any
+    seeds: list[int]
+    module: Any
+
+
+def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Sequence[int] = 1,
+            config: Any = None, env_params: Mapping | None = None, check: bool = True,
+            **overrides) -> RunSpec:
+    """Validate the agent, env, config and seeds; raise :class:`HystaxError` on bad input."""
+    from hystax import agents, envs
+
+    module = agents.get(agent)
+    if config is None:
+        config = module.Config()
+    elif isinstance(config, Mapping):
+        overrides = {**config, **overrides}
+        config = module.Config()
+    elif not isinstance(config, module.Config):
+        raise HystaxError(f"config must be a {module.__name__}.Config or a dict, "
+                          f"got {type(config).__name__}")
+    # JSON and some callers give lists; configs keep tuples so they stay hashable
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    config = replace_config(config, overrides) if overrides else config
+
+    if isinstance(seeds, (int, np.integer)):
+        require(seeds > 0, f"seeds must be positive, got {seeds}")
+        seeds = list(range(int(seeds)))
+    seeds = [int(s) for s in seeds]
+    require(len(seeds) > 0, "at least one seed is needed")
+    require(len(set(seeds)) == len(seeds), f"seeds must be distinct, got {seeds}")
+    require(all(s >= 0 for s in seeds), f"seeds must be non-negative, got {seeds}")
+
+    env_overrides = dict(env_params or {})
+    if isinstance(env, str):
+        env_name = env
+        env_obj, params = envs.make(env, **env_overrides)
+        custom = env not in _gymnax_names()  # gymnax's own envs are trusted
+    else:
+        env_obj, env_name = env, getattr(env, "name", type(env).__name__)
+        params = env_obj.default_params
+        if env_overrides:
+            params = params.replace(**env_overrides)
+        custom = True
+    if check and custom:
+        envs.check_env(env_obj, params)
+    return RunSpec(agent, env_name, env_obj, params, env_overrides, config, seeds, module)
+
+
+def _gymnax_names() -> set[str]:
+    import gymnax
+
+    return set(gymnax.registered_envs)
+
+
+def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Sequence[int] = 1,
+          config: Any = None, env_params: Mapping | None = None, name: str | None = None,
+          out_dir: str | Path | None = "runs", chunk_updates: int | None = None,
+          checkpoint_every: int = 10, resume: str | Path | None = None, progress: bool = True,
+          devices: int | None = None, callback: Callable[[int, dict], bool] | None = None,
+          plots: bool = True, check: bool = True, **overrides) -> RunResult:
+    """Train ``agent`` on ``env`` for several seeds at once, writing ``runs/<name>/``.
+
+    Args:
+      agent: agent family (``hystax.agents.names()``).
+      env: a registered env name (``hystax.envs.names()``) or a gymnax-style env object.
+      seeds: number of seeds (0..n-1) or a list of seeds; vmapped and sharded over devices.
+      config: the agent's ``Config`` or a dict of its fields; ``**overrides`` go on top.
+      env_params: overrides of the env's default params (fields of its ``EnvParams``).
+      name / out_dir: the run is written to ``out_dir/name`` (``out_dir=None``: nothing
+        is written, no checkpoints).
+      chunk_updates: updates per jitted chunk (default: about 1/25 of the run).
+      checkpoint_every: write an orbax checkpoint every this many chunks (and at the end).
+      resume: a run directory to continue from its latest checkpoint; all other settings
+        are read from its ``config.json``.
+      devices: how many local devices to shard the seeds over (default: all).
+      callback: ``callback(updates_done, chunk_metrics) -> stop?`` after every chunk.
+
+    Returns:
+      :class:`RunResult`; ``metrics[k]`` has shape ``[seeds, updates]``.
+    """
+    if resume is not None:
+        return _resume(Path(resume), progress=progress, callback=callback, plots=plots,
+                       devices=devices)
+    require(checkpoint_every > 0, f"checkpoint_every must be positive, got {checkpoint_every}")
+    spec = resolve(agent, env, seeds=seeds, config=config, env_params=env_params, check=check,
+                   **overrides)
+    algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
+    chunk_updates = _chunk_size(algorithm.num_updates, chunk_updates)
+    mesh = sharding.seed_mesh(len(spec.seeds), devices)
+
+    run_dir = None
+    if out_dir is not None:
+        run_dir = Path(out_dir) / (name or _default_name(spec))
+        if run_dir.exists():
+            raise HystaxError(f"{run_dir} already exists; pass another name or resume it "
+                              f"(hystax train --resume {run_dir})")
+        if jax.process_index() == 0:
+            run_dir.mkdir(parents=True)
+            rundir.write_config(run_dir, {
+                "agent": spec.agent, "env": spec.env_name, "env_params": spec.env_overrides,
+                "seeds": spec.seeds, "config": _jsonable(dataclasses.asdict(spec.config)),
+                "name": run_dir.name, "chunk_updates": chunk_updates,
+                "checkpoint_every": checkpoint_every, "hystax_version": hystax.__version__})
+    return _run(spec, algorithm, mesh, run_dir, chunk_updates, checkpoint_every, progress,
+                callback, plots, restore=False)
+
+
+def _resume(run_dir: Path, *, progress, callback, plots, devices) -> RunResult:
+    saved = rundir.read_config(run_dir)
+    try:
+        spec = resolve(saved["agent"], saved["env"], seeds=saved["seeds"], config=saved["config"],
+                       env_params=saved.get("env_params") or None, check=False)
+    except KeyError as err:
+        raise HystaxError(f"{run_dir / rundir.CONFIG_FILE} lacks the field {err}") from None
+    algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
+    mesh = sharding.seed_mesh(len(spec.seeds), devices)
+    return _run(spec, algorithm, mesh, run_dir, saved["chunk_updates"], saved["checkpoint_every"],
+                progress, callback, plots, restore=True)
+
+
+def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_every, progress,
+         callback, plots, restore) -> RunResult:
+    from tqdm.auto import tqdm
+
+    shard = sharding.seed_sharding(mesh)
+    hparams = merge_hparams(spec.config, None)
+    init = jax.jit(jax.vmap(algorithm.init, in_axes=(0, None)), out_shardings=shard)
+    state = init(sharding.seed_keys(spec.seeds, mesh), hparams)
+    chunk = _chunk_fn(algorithm, shard, chunk_updates)
+
+    checkpoints = _checkpoint_manager(run_dir) if run_dir is not None else None
+    done = 0
+    if restore:
+        state, done = _restore(checkpoints, state, run_dir)
+        rundir.truncate_metrics(run_dir, done)
+    history = _read_history(run_dir, done) if restore else {}
+
+    stop = _StopFlag()
+    total_steps = algorithm.num_updates * algorithm.steps_per_update * len(spec.seeds)
+    bar = tqdm(total=total_steps, initial=done * algorithm.steps_per_update * len(spec.seeds),
+               unit="step", unit_scale=True, disable=not progress or jax.process_index() != 0,
+               desc=f"{spec.agent} on {spec.env_name}", dynamic_ncols=True)
+    chunks_done = 0
+    interrupted = False
+    with stop:
+        while done < algorithm.num_updates:
+            n = min(chunk_updates, algorithm.num_updates - done)
+            state, metrics = chunk(state, n)
+            metrics = _ordered(sharding.to_host(metrics))
+            _check_finite(metrics, done, spec)
+            if run_dir is not None and jax.process_index() == 0:
+                rundir.append_metrics(run_dir, spec.seeds, done, metrics)
+            for k, v in metrics.items():
+                history.setdefault(k, []).append(np.asarray(v))
+            done += n
+            chunks_done += 1
+            bar.update(n * algorithm.steps_per_update * len(spec.seeds))
+            recent = _recent_return(metrics)
+            if recent is not None:
+                bar.set_postfix(ret=f"{recent:.4g}")
+            stop_now = stop.requested or (callback is not None and bool(callback(done, metrics)))
+            if checkpoints is not None and (chunks_done % checkpoint_every == 0 or stop_now
+                                            or done == algorithm.num_updates):
+                checkpoints.save(done, args=_ocp().args.StandardSave(state))
+            if stop_now and done < algorithm.num_updates:
+                interrupted = True
+                break
+    bar.close()
+    if checkpoints is not None:
+        checkpoints.wait_until_finished()
+        checkpoints.close()
+    metrics = {k: np.concatenate(v, axis=1) for k, v in history.items()}
+    if run_dir is not None and plots and jax.process_index() == 0 and not interrupted:
+        from hystax import plots as plots_module
+
+        plots_module.plot_run_dirs([run_dir])
+    return RunResult(run_dir, state, metrics, spec.config, spec.seeds, interrupted)
+
+
+def _chunk_fn(algorithm, shard, chunk_updates):
+    """``chunk(state [seeds], n) -> (state, metrics [seeds, n])`` for any ``n <= chunk_updates``.
+
+    One compilation serves every chunk: a shorter last chunk runs the same scan of
+    ``chunk_updates`` steps with the surplus updates skipped by ``lax.cond``.
+    """
+
+    def run_chunk(state, num_valid):
+        empty = jax.tree.map(lambda x: jax.numpy.zeros(x.shape, x.dtype),
+                             jax.eval_shape(algorithm.update, state)[1])
+
+        def step(s, i):
+            return jax.lax.cond(i < num_valid, algorithm.update, lambda s: (s, empty), s)
+
+        return jax.lax.scan(step, state, jax.numpy.arange(chunk_updates))
+
+    jitted = jax.jit(jax.vmap(run_chunk, in_axes=(0, None)), out_shardings=(shard, shard))
+
+    def chunk(state, n):
+        state, metrics = jitted(state, n)
+        return state, jax.tree.map(lambda m: m[:, :n], metrics)
+
+    return chunk
+
+
+def _ordered(metrics: dict) -> dict:
+    first = [k for k in ("env_steps", "episode_return", "episode_length", "episodes") if k in metrics]
+    return {k: metrics[k] for k in [*first, *sorted(set(metrics) - set(first))]}
+
+
+def _chunk_size(num_updates: int, chunk_updates: int | None) -> int:
+    if chunk_updates is None:
+        return max(1, math.ceil(num_updates / 25))
+    require(int(chunk_updates) > 0, f"chunk_updates must be positive, got {chunk_updates}")
+    return int(chunk_updates)
+
+
+def _ocp():
+    import orbax.checkpoint as ocp
+
+    return ocp
+
+
+def _checkpoint_manager(run_dir: Path):
+    ocp = _ocp()
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+    return ocp.CheckpointManager((run_dir / rundir.CHECKPOINT_DIR).absolute(), options=options)
+
+
+def _restore(checkpoints, template, run_dir):
+    step = checkpoints.latest_step()
+    if step is None:
+        raise HystaxError(f"{run_dir} has no checkpoint to resume from")
+    try:
+        state = checkpoints.restore(step, args=_ocp().args.StandardRestore(template))
+    except Exception as err:  # orbax raises many types for unreadable files
+        raise HystaxError(f"cannot read checkpoint {step} in {run_dir}: "
+                          f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+    return state, int(step)
+
+
+def _read_history(run_dir: Path, done: int) -> dict[str, list[np.ndarray]]:
+    if done == 0 or not (run_dir / rundir.METRICS_FILE).exists():
+        return {}
+    saved = rundir.read_metrics(run_dir)
+    return {k: [v] for k, v in saved.items() if k not in rundir.INDEX_COLUMNS}
+
+
+def _check_finite(metrics, first_update, spec):
+    for k, v in metrics.items():
+        if k.endswith(LOSS_SUFFIXES) and not np.all(np.isfinite(v)):
+            seed_i, upd = np.argwhere(~np.isfinite(v))[0]
+            raise HystaxError(
+                f"training produced a non-finite {k} at update {first_update + upd} (seed "
+                f"{spec.seeds[seed_i]}) on {spec.env_name}; check the env's observations and "
+                f"rewards (hystax.envs.check_env) and the learning rate")
+
+
+def _recent_return(metrics) -> float | None:
+    r = metrics.get("episode_return")
+    if r is None:
+        return None
+    finite = np.asarray(r)[np.isfinite(r)]
+    return float(finite[-len(finite) // 2:].mean()) if finite.size else None
+
+
+def _default_name(spec: RunSpec) -> str:
+    env = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.env_name)
+    return f"{spec.agent}-{env}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _jsonable(x):
+    if isinstance(x, tuple):
+        return list(x)
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    return x
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to finish its chunk, save and stop; a second one kills."""
+
+    requested = False
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nhystax: stopping after this chunk and saving a checkpoint "
+              "(Ctrl-C again to abort)", flush=True)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False

@@ -1,0 +1,1 @@
+"""World models (hypernetwork dynamics, Losse-FTL); filled in by later issues."""
