@@ -78,6 +78,15 @@ class Config:
         return self.total_timesteps // (self.num_envs * self.num_steps)
 
 
+# Settings tuned per env (4 seeds reach CartPole-v1 500 and Pendulum-v1 about -180).
+PRESETS = {
+    "CartPole-v1": Config(total_timesteps=500_000),
+    "Pendulum-v1": Config(total_timesteps=300_000, num_envs=16, num_steps=256,
+                          num_minibatches=32, update_epochs=10, lr=1e-3, gamma=0.95,
+                          ent_coef=0.0, reward_scale=0.1),
+}
+
+
 class TrainState(flax.struct.PyTreeNode):
     """Everything one seed's training carries from update to update."""
 

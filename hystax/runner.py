@@ -208,7 +208,8 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
             recent = _recent_return(metrics)
             if recent is not None:
                 bar.set_postfix(ret=f"{recent:.4g}")
-            stop_now = stop.requested or (callback is not None and bool(callback(done, metrics)))
+            stop_now = callback is not None and bool(callback(done, metrics))
+            stop_now = stop_now or stop.requested
             if checkpoints is not None and (chunks_done % checkpoint_every == 0 or stop_now
                                             or done == algorithm.num_updates):
                 checkpoints.save(done, args=_ocp().args.StandardSave(state))

@@ -1,0 +1,111 @@
+"""The chunked runner: resume gives the same result as an uninterrupted run, chunking does
+not change results, Ctrl-C saves and stops, and bad input leaves nothing in runs/."""
+
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from hystax import envs, rundir
+from hystax.agents import ppo
+from hystax.errors import HystaxError
+from hystax.runner import train
+
+SMALL = dict(total_timesteps=4 * 16 * 10, num_envs=4, num_steps=16, num_minibatches=2,
+             update_epochs=2, hidden_sizes=(16,))
+QUIET = dict(progress=False, plots=False)
+
+
+def _equal_trees(a, b):
+    return all(jax.tree.leaves(jax.tree.map(
+        lambda x, y: np.array_equal(np.asarray(x), np.asarray(y)), a, b)))
+
+
+def test_resume_ends_with_same_params_as_uninterrupted_run(tmp_path):
+    kw = dict(seeds=2, out_dir=tmp_path, chunk_updates=3, checkpoint_every=1, **QUIET, **SMALL)
+    full = train("ppo", "CartPole-v1", name="full", **kw)
+    part = train("ppo", "CartPole-v1", name="part", callback=lambda done, m: done >= 6, **kw)
+    assert part.interrupted and part.metrics["env_steps"].shape == (2, 6)
+    resumed = train(resume=tmp_path / "part", **QUIET)
+    assert not resumed.interrupted
+    assert _equal_trees(full.state.params, resumed.state.params)
+    a, b = rundir.read_metrics(tmp_path / "full"), rundir.read_metrics(tmp_path / "part")
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+
+
+def test_chunked_runner_matches_monolithic_train(tmp_path):
+    result = train("ppo", "CartPole-v1", seeds=[3, 5], out_dir=None, chunk_updates=4, **QUIET,
+                   **SMALL)
+    env, params = envs.make("CartPole-v1")
+    keys = jax.numpy.stack([jax.random.PRNGKey(3), jax.random.PRNGKey(5)])
+    _, metrics = jax.jit(jax.vmap(ppo.make_train(ppo.Config(**SMALL), env, params)))(keys)
+    for k in ("value_loss", "policy_loss", "episode_return"):
+        np.testing.assert_allclose(result.metrics[k], metrics[k], rtol=1e-4, atol=1e-6)
+
+
+def test_run_dir_contents(tmp_path):
+    result = train("ppo", "CartPole-v1", seeds=2, out_dir=tmp_path, name="r", progress=False,
+                   **SMALL)
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert {"config.json", "metrics.csv", "checkpoints", "returns.png"} <= files
+    config = rundir.read_config(result.run_dir)
+    assert config["agent"] == "ppo" and config["seeds"] == [0, 1]
+    assert config["config"]["num_steps"] == 16
+    metrics = rundir.read_metrics(result.run_dir)
+    assert metrics["env_steps"].shape == (2, 10)
+    np.testing.assert_array_equal(metrics["env_steps"][0], 64 * np.arange(1, 11))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path):
+    def press_ctrl_c(done, metrics):
+        if done == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return False
+
+    result = train("ppo", "CartPole-v1", out_dir=tmp_path, name="c", chunk_updates=2,
+                   checkpoint_every=100, callback=press_ctrl_c, **QUIET, **SMALL)
+    assert result.interrupted
+    assert result.metrics["env_steps"].shape == (1, 4)
+    assert sorted(p.name for p in (tmp_path / "c" / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(env="CartPol-v1"), "did you mean 'CartPole-v1'"),
+    (dict(agent="ppoo"), "unknown agent 'ppoo'"),
+    (dict(total_timesteps=-5), "total_timesteps must be positive"),
+    (dict(num_minibatches=3), "not divisible by num_minibatches"),
+    (dict(seeds=0), "seeds must be positive"),
+    (dict(seeds=3, devices=2), "cannot be split evenly"),
+    (dict(learning_rate=1e-3), "has no field 'learning_rate'"),
+    (dict(env_params={"gravty": 9.0}), "gravty"),
+])
+def test_bad_input_raises_and_writes_nothing(tmp_path, kwargs, message):
+    args = dict(agent="ppo", env="CartPole-v1", out_dir=tmp_path / "runs", **QUIET)
+    args.update(kwargs)
+    if "devices" in args and len(jax.devices()) < 2:
+        args["devices"] = 1
+        args["seeds"] = 3
+        pytest.skip("needs several devices (covered by test_sharding)")
+    with pytest.raises(HystaxError, match=message):
+        train(**args)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_existing_run_dir_and_bad_resume(tmp_path):
+    train("ppo", "CartPole-v1", out_dir=tmp_path, name="x", **QUIET, **SMALL)
+    with pytest.raises(HystaxError, match="already exists"):
+        train("ppo", "CartPole-v1", out_dir=tmp_path, name="x", **QUIET, **SMALL)
+    with pytest.raises(HystaxError, match="not a hystax run directory"):
+        train(resume=tmp_path / "nothing-here")
+
+
+def test_unreadable_checkpoint_gives_clear_error(tmp_path):
+    train("ppo", "CartPole-v1", out_dir=tmp_path, name="x", **QUIET, **SMALL)
+    for path in (tmp_path / "x" / "checkpoints").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    with pytest.raises(HystaxError, match="cannot read checkpoint"):
+        train(resume=tmp_path / "x", **QUIET)
