@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hystax.errors import HystaxError
 
-DEMO = dict(agent="ppo", env="CartPole-v1", seeds=4, total_timesteps=200_000)
+DEMO = dict(agent="ppo", env="CartPole-v1", seeds=4, total_timesteps=500_000)
 
 
 def main(argv: list[str] | None = None) -> int:

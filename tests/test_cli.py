@@ -1,0 +1,70 @@
+"""The `hystax` command line: fast help, list, train/plot end to end, one-line errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from hystax.cli import main
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hystax.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["train", "--help"]])
+def test_help_and_list_do_not_import_heavy_modules(args):
+    code = ("import sys; from hystax.cli import main\n"
+            "try:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('distrax', 'tensorflow_probability', 'optax', 'orbax') "
+            "if m in sys.modules]\nprint('HEAVY', heavy)" % (args,))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_list_names_agents_and_envs(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert "ppo" in text and "CartPole-v1" in text and "Pendulum-v1" in text
+
+
+def test_train_help_lists_config_fields(capsys):
+    assert main(["train", "ppo", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--lr", "--num-envs", "--hidden-sizes", "--anneal-lr", "--env", "--resume"):
+        assert flag in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "ppo", "--env", "cartpole"], "unknown env 'cartpole'; did you mean 'CartPole-v1'"),
+    (["train", "ppoo"], "unknown agent 'ppoo'; did you mean 'ppo'"),
+    (["train", "ppo", "--total-timesteps", "-5"], "total_timesteps must be positive"),
+    (["train", "ppo", "--num-minibatches", "3"], "not divisible by num_minibatches"),
+    (["train", "ppo", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    (["train", "ppo", "--env-param", "gravty=3"], "gravty"),
+    (["train", "--resume", "nowhere"], "not a hystax run directory"),
+    (["plot", "nowhere"], "nowhere"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    out = _run(*args, "--out-dir", str(tmp_path / "runs")) if args[0] == "train" else _run(*args)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hystax: error:"), out.stderr[-2000:]
+    assert message in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_then_plot_end_to_end(tmp_path):
+    out = _run("train", "ppo", "--env", "CartPole-v1", "--seeds", "2", "--total-timesteps", "2048",
+               "--num-steps", "64", "--name", "t", "--out-dir", str(tmp_path), "--no-progress",
+               "--lr", "1e-3", "--hidden-sizes", "32,32")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "final return" in out.stdout
+    run = tmp_path / "t"
+    assert (run / "metrics.csv").is_file() and (run / "returns.png").stat().st_size > 5000
+    config = (run / "config.json").read_text()
+    assert '"lr": 0.001' in config and '"num_steps": 64' in config
+    (run / "returns.png").unlink()
+    out = _run("plot", str(run))
+    assert out.returncode == 0 and (run / "returns.png").is_file()
