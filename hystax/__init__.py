@@ -11,8 +11,29 @@ entry points are re-exported lazily:
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import os
 
 __version__ = "0.1.0"
+
+
+def _avoid_xla_cpu_lapack_deadlock() -> None:
+    """jaxlib 0.10's XLA:CPU can deadlock when two batched LAPACK calls run at once (e.g. the
+    QRs of vmapped orthogonal initialisers: both pool threads wait on each other). Turning
+    off its concurrency-optimised scheduler avoids it. XLA reads ``XLA_FLAGS`` when the first
+    backend is created, so this works as long as no computation ran before ``import hystax``.
+    Other jaxlib versions are left alone (XLA rejects flags it does not know)."""
+    try:
+        if not importlib.metadata.version("jaxlib").startswith("0.10."):
+            return
+    except importlib.metadata.PackageNotFoundError:
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_enable_concurrency_optimized_scheduler=false".strip()
+
+
+_avoid_xla_cpu_lapack_deadlock()
 
 _LAZY = {
     "make": ("hystax.envs", "make"),

@@ -1,0 +1,263 @@
+"""PPO-MLP on CartPole-v1: training throughput and the runner's overhead.
+
+``python -m hystax.experiments.bench_ppo [--quick] [--out PATH]`` (or ``hystax bench ppo``)
+measures, with the default ``ppo.Config()`` structure (4 envs x 128 steps per update):
+
+1. steady-state env-steps/s of ``jax.jit(jax.vmap(train))(keys)`` for 1 seed and for 64
+   seeds, with compile time (``lower().compile()``) reported apart from run time;
+2. the runner's overhead: the same seeds and updates run (a) as one monolithic jitted scan
+   and (b) as the runner's host loop over jitted chunks (``hystax.runner._chunk_fn``, metrics
+   brought to the host after every chunk), repeated A B A B ... and compared by median.
+
+Results go to stdout as a markdown table and to ``out`` as JSON (with machine info).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import functools
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jaxlib
+import numpy as np
+
+from hystax import runner, sharding
+from hystax.agents import ppo
+from hystax.agents.api import merge_hparams
+
+ENV = "CartPole-v1"
+TARGET_RATIO = 1.10
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How much to run; updates are counted per seed (one update = 512 env steps)."""
+
+    single_updates: int
+    many_seeds: int
+    many_updates: int
+    overhead_seeds: int
+    overhead_updates: int
+    reps: int
+
+
+FULL = Sizes(single_updates=200, many_seeds=64, many_updates=50, overhead_seeds=8,
+             overhead_updates=100, reps=5)
+QUICK = Sizes(single_updates=8, many_seeds=4, many_updates=8, overhead_seeds=4,
+              overhead_updates=8, reps=3)
+
+
+def _config(num_updates: int) -> ppo.Config:
+    """The default PPO config, with ``total_timesteps`` set to exactly ``num_updates``."""
+    base = ppo.Config()
+    return dataclasses.replace(base, total_timesteps=num_updates * base.num_envs * base.num_steps)
+
+
+def _spec(num_seeds: int, num_updates: int, offset: int = 0) -> runner.RunSpec:
+    """The runner's validated spec for seeds ``offset .. offset + num_seeds - 1``."""
+    seeds = list(range(offset, offset + num_seeds))
+    return runner.resolve("ppo", ENV, seeds=seeds, config=_config(num_updates))
+
+
+def _keys(num_seeds: int, offset: int) -> jax.Array:
+    """``PRNGKey(seed)`` for seeds ``offset ..``, as the runner builds them."""
+    seeds = range(offset, offset + num_seeds)
+    return sharding.seed_keys(seeds, sharding.seed_mesh(num_seeds))
+
+
+@functools.lru_cache(maxsize=4)
+def compile_monolithic(num_seeds: int, num_updates: int):
+    """``jit(vmap(train))`` compiled ahead of time; returns ``(run(offset), compile_s)``.
+
+    Cached, so a benchmark that repeats a size (``--quick``) compiles it once.
+    """
+    spec = _spec(num_seeds, num_updates)
+    train = jax.jit(jax.vmap(ppo.make_train(spec.config, spec.env, spec.env_params)))
+    start = time.perf_counter()
+    compiled = train.lower(_keys(num_seeds, 0)).compile()
+    compile_s = time.perf_counter() - start
+
+    def run(offset: int) -> float:
+        keys = _keys(num_seeds, offset)
+        start = time.perf_counter()
+        _, metrics = jax.block_until_ready(compiled(keys))
+        sharding.to_host(metrics)
+        return time.perf_counter() - start
+
+    return run, compile_s
+
+
+def build_chunked(num_seeds: int, num_updates: int):
+    """The runner's host loop (as in ``runner._run``, no files, no progress bar).
+
+    Returns ``(run(offset), num_chunks, chunk_updates)``; ``run`` initialises the seeds,
+    calls the jitted chunk until all updates are done, brings each chunk's metrics to the
+    host, checks them and collects them, exactly as the runner does between chunks.
+    """
+    spec = _spec(num_seeds, num_updates)
+    algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
+    chunk_updates = runner._chunk_size(algorithm.num_updates, None)
+    mesh = sharding.seed_mesh(num_seeds)
+    shard = sharding.seed_sharding(mesh)
+    hparams = merge_hparams(spec.config, None)
+    init = jax.jit(jax.vmap(algorithm.init, in_axes=(0, None)), out_shardings=shard)
+    chunk = runner._chunk_fn(algorithm, shard, chunk_updates)
+
+    def run(offset: int) -> float:
+        start = time.perf_counter()
+        state = init(_keys(num_seeds, offset), hparams)
+        history, done = {}, 0
+        while done < algorithm.num_updates:
+            n = min(chunk_updates, algorithm.num_updates - done)
+            state, metrics = chunk(state, n)
+            metrics = runner._ordered(sharding.to_host(metrics))
+            runner._check_finite(metrics, done, spec)
+            for k, v in metrics.items():
+                history.setdefault(k, []).append(np.asarray(v))
+            runner._recent_return(metrics)
+            done += n
+        jax.block_until_ready(state)
+        _ = {k: np.concatenate(v, axis=1) for k, v in history.items()}  # as the runner returns
+        return time.perf_counter() - start
+
+    return run, math.ceil(algorithm.num_updates / chunk_updates), chunk_updates
+
+
+def _row(name: str, num_seeds: int, num_updates: int, times: list[float],
+         compile_s: float) -> dict:
+    """One table row: median run seconds, env-steps/s over all seeds, compile seconds."""
+    steps = num_seeds * num_updates * ppo.Config().num_envs * ppo.Config().num_steps
+    run_s = statistics.median(times)
+    return {"name": name, "seeds": num_seeds, "updates_per_seed": num_updates,
+            "env_steps": steps, "env_steps_per_s": steps / run_s, "run_s": run_s,
+            "run_s_all": times, "compile_s": compile_s}
+
+
+def bench_throughput(name: str, num_seeds: int, num_updates: int, reps: int) -> dict:
+    """Steady-state env-steps/s of ``jit(vmap(train))`` over ``num_seeds`` seeds."""
+    run, compile_s = compile_monolithic(num_seeds, num_updates)
+    times = [run(100 * (r + 1)) for r in range(reps)]
+    return _row(name, num_seeds, num_updates, times, compile_s)
+
+
+def bench_overhead(num_seeds: int, num_updates: int, reps: int) -> dict:
+    """Monolithic scan vs the runner's chunked loop, interleaved A B A B ..."""
+    mono, mono_compile = compile_monolithic(num_seeds, num_updates)
+    chunked, num_chunks, chunk_updates = build_chunked(num_seeds, num_updates)
+    warmup = chunked(0)  # compiles init, the chunk and the metric slices
+    mono_times, chunked_times = [], []
+    for r in range(reps):
+        mono_times.append(mono(100 * (r + 1)))
+        chunked_times.append(chunked(100 * (r + 1)))
+    chunked_s = statistics.median(chunked_times)
+    monolithic = _row(f"monolithic scan, {num_seeds} seeds", num_seeds, num_updates,
+                      mono_times, mono_compile)
+    chunked_row = _row(f"chunked runner, {num_seeds} seeds ({num_chunks} chunks)", num_seeds,
+                       num_updates, chunked_times, max(warmup - chunked_s, 0.0))
+    chunked_row.update(num_chunks=num_chunks, chunk_updates=chunk_updates,
+                       compile_s_method="first run minus median steady run")
+    ratio = chunked_s / monolithic["run_s"]
+    pair_ratios = [c / m for c, m in zip(chunked_times, mono_times)]
+    return {"monolithic": monolithic, "chunked": chunked_row, "ratio": ratio,
+            "pair_ratios": pair_ratios, "target_ratio": TARGET_RATIO,
+            "within_target": ratio <= TARGET_RATIO}
+
+
+def bench_runner_train(num_seeds: int, num_updates: int) -> float:
+    """Wall seconds of one ``hystax.runner.train`` call (compile included, nothing written)."""
+    start = time.perf_counter()
+    result = runner.train("ppo", ENV, seeds=num_seeds, config=_config(num_updates),
+                          out_dir=None, progress=False, plots=False)
+    jax.block_until_ready(result.state)
+    return time.perf_counter() - start
+
+
+def machine_info() -> dict:
+    """Where the numbers came from."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {"devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),
+            "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "cpu_count": os.cpu_count(), "usable_cpus": usable,
+            "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def format_table(results: dict) -> str:
+    """The markdown table of env-steps/s, run seconds and compile seconds."""
+    lines = ["| benchmark | env-steps/s | run s | compile s |", "|---|---:|---:|---:|"]
+    for row in results["rows"]:
+        lines.append(f"| {row['name']} | {row['env_steps_per_s']:,.0f} | {row['run_s']:.3f} "
+                     f"| {row['compile_s']:.1f} |")
+    overhead = results["overhead"]
+    verdict = "within" if overhead["within_target"] else "over"
+    lines.append(f"| ratio (chunked / monolithic run s) | | {overhead['ratio']:.3f} | "
+                 f"({verdict} target <= {TARGET_RATIO:.2f}) |")
+    return "\n".join(lines)
+
+
+def main(quick: bool = False, out: str = "runs/bench_ppo.json") -> dict:
+    """Run the benchmark, print the table, write JSON to ``out``; return the results."""
+    sizes = QUICK if quick else FULL
+    machine = machine_info()
+    start = time.perf_counter()
+    single = bench_throughput(f"PPO-MLP {ENV}, 1 seed", 1, sizes.single_updates, sizes.reps)
+    many = bench_throughput(f"PPO-MLP {ENV}, {sizes.many_seeds} seeds", sizes.many_seeds,
+                            sizes.many_updates, max(3, sizes.reps - 2))
+    overhead = bench_overhead(sizes.overhead_seeds, sizes.overhead_updates, sizes.reps)
+    runner_train_s = None if quick else bench_runner_train(sizes.overhead_seeds,
+                                                          sizes.overhead_updates)
+    base = ppo.Config()
+    results = {
+        "benchmark": "ppo", "env": ENV, "quick": quick,
+        "config": {"num_envs": base.num_envs, "num_steps": base.num_steps,
+                   "update_epochs": base.update_epochs, "num_minibatches": base.num_minibatches,
+                   "hidden_sizes": list(base.hidden_sizes)},
+        "sizes": dataclasses.asdict(sizes), "machine": machine,
+        "rows": [single, many, overhead["monolithic"], overhead["chunked"]],
+        "overhead": overhead,
+        "runner_train_end_to_end_s": runner_train_s,
+    }
+    results["total_s"] = time.perf_counter() - start
+    results["table"] = format_table(results)
+    print(results["table"])
+    print(f"\nchunked / monolithic per pair: "
+          f"{', '.join(f'{r:.3f}' for r in overhead['pair_ratios'])}")
+    if runner_train_s is not None:
+        print(f"runner.train end to end ({sizes.overhead_seeds} seeds, compile included): "
+              f"{runner_train_s:.1f} s")
+    print(f"{machine['backend']} {machine['devices']}, jax {machine['jax']}, "
+          f"{machine['usable_cpus']} usable CPUs; total {results['total_s']:.0f} s")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
+    return results
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hystax.experiments.bench_ppo",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    parser.add_argument("--out", default="runs/bench_ppo.json", help="where the JSON goes")
+    args = parser.parse_args(argv)
+    main(quick=args.quick, out=args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())

@@ -1,0 +1,48 @@
+"""Smoke test of the PPO benchmark (``hystax bench ppo --quick``); no timing thresholds."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from hystax.experiments import bench_ppo
+
+ROW_KEYS = {"name", "seeds", "updates_per_seed", "env_steps", "env_steps_per_s", "run_s",
+            "run_s_all", "compile_s"}
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
+    out = tmp_path / "nested" / "bench_ppo.json"
+    returned = bench_ppo.main(quick=True, out=str(out))
+    results = json.loads(out.read_text())
+    assert results["quick"] is True and results["env"] == "CartPole-v1"
+    assert {"devices", "jax", "cpu_count"} <= set(results["machine"])
+    assert results["machine"]["devices"]
+
+    rows = results["rows"]
+    assert len(rows) == 4
+    for row in rows:
+        assert ROW_KEYS <= set(row), row["name"]
+        for key in ("seeds", "env_steps", "env_steps_per_s", "run_s"):
+            assert _positive(row[key]), (row["name"], key, row[key])
+        assert math.isfinite(row["compile_s"]) and row["compile_s"] >= 0
+        assert all(_positive(t) for t in row["run_s_all"])
+    single, many, mono, chunked = rows
+    assert single["seeds"] == 1 and many["seeds"] > 1
+    assert mono["env_steps"] == chunked["env_steps"]
+    assert chunked["num_chunks"] >= 2
+
+    overhead = results["overhead"]
+    assert _positive(overhead["ratio"])
+    assert math.isclose(overhead["ratio"], chunked["run_s"] / mono["run_s"])
+    assert isinstance(overhead["within_target"], bool)
+    assert results["runner_train_end_to_end_s"] is None  # only the full run times runner.train
+    assert returned["overhead"]["ratio"] == overhead["ratio"]
+
+    printed = capsys.readouterr().out
+    assert "| PPO-MLP CartPole-v1, 1 seed |" in printed and "ratio" in printed
+    assert results["table"] in printed
