@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--env-param", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a field of the env's params (repeatable)")
     p.add_argument("--seeds", type=_int, default=1, help="number of seeds 0..N-1 (default: 1)")
+    p.add_argument("--preset", action="store_true",
+                   help="start from the agent's tuned config for --env (e.g. ppo.PRESETS)")
     p.add_argument("--name", help="run name (default: <agent>-<env>-<time>)")
     p.add_argument("--out-dir", default="runs", help="parent folder of the run (default: runs)")
     p.add_argument("--chunk-updates", type=_int, help="updates per jitted chunk")
@@ -152,8 +154,16 @@ def _train(args, rest) -> int:
 
     from hystax.runner import train
 
+    config = None
+    if args.preset and module is not None:
+        presets = getattr(module, "PRESETS", {})
+        if args.env not in presets:
+            raise HystaxError(f"{args.agent} has no preset for {args.env!r}; presets exist for "
+                              f"{', '.join(sorted(presets)) or 'no env'}")
+        config = presets[args.env]
     start = time.time()
-    result = train(args.agent, args.env, seeds=args.seeds, name=args.name, out_dir=args.out_dir,
+    result = train(args.agent, args.env, seeds=args.seeds, config=config, name=args.name,
+                   out_dir=args.out_dir,
                    chunk_updates=args.chunk_updates, checkpoint_every=args.checkpoint_every,
                    devices=args.devices, resume=args.resume, progress=not args.no_progress,
                    env_params=_env_params(args.env_param), **overrides)

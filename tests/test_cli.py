@@ -44,6 +44,7 @@ def test_train_help_lists_config_fields(capsys):
     (["train", "ppo", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
     (["train", "ppo", "--env-param", "gravty=3"], "gravty"),
     (["train", "--resume", "nowhere"], "not a hystax run directory"),
+    (["train", "ppo", "--env", "Acrobot-v1", "--preset"], "no preset for 'Acrobot-v1'"),
     (["plot", "nowhere"], "nowhere"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
@@ -68,3 +69,13 @@ def test_train_then_plot_end_to_end(tmp_path):
     (run / "returns.png").unlink()
     out = _run("plot", str(run))
     assert out.returncode == 0 and (run / "returns.png").is_file()
+
+
+def test_demo_trains_cartpole_and_writes_csv_and_png(tmp_path):
+    out = _run("demo", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert f"wrote runs/{run.name}/" in out.stdout
+    assert {"config.json", "metrics.csv", "returns.png", "checkpoints"} <= {p.name for p in run.iterdir()}
+    final = float(out.stdout.split("mean over 4 seeds:")[1].split()[0])
+    assert final >= 475, out.stdout
