@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-import distrax
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -57,7 +56,14 @@ class Config:
     def __post_init__(self):
         for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs",
                      "num_minibatches"):
-            require(int(getattr(self, name)) > 0, f"{name} must be positive, got {getattr(self, name)}")
+            value = getattr(self, name)
+            require(float(value).is_integer() and value > 0,
+                    f"{name} must be a positive integer, got {value}")
+            object.__setattr__(self, name, int(value))  # 1e6 from Python or JSON -> 1000000
+        sizes = (self.hidden_sizes,) if np.ndim(self.hidden_sizes) == 0 else self.hidden_sizes
+        require(len(sizes) > 0 and all(float(h).is_integer() and h > 0 for h in sizes),
+                f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
         batch = self.num_envs * self.num_steps
         require(batch % self.num_minibatches == 0,
                 f"num_envs * num_steps = {batch} is not divisible by num_minibatches = "
@@ -65,13 +71,18 @@ class Config:
         require(self.total_timesteps >= batch,
                 f"total_timesteps = {self.total_timesteps} is smaller than one update "
                 f"(num_envs * num_steps = {batch})")
-        require(len(self.hidden_sizes) > 0 and all(int(h) > 0 for h in self.hidden_sizes),
-                f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
         require(self.activation in ACTIVATIONS,
                 f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
         for name in self.HPARAMS:
             require(np.isfinite(getattr(self, name)), f"{name} must be finite")
-        require(self.lr > 0, f"lr must be positive, got {self.lr}")
+        for name in ("lr", "clip_eps", "max_grad_norm", "reward_scale"):
+            require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("gamma", "gae_lambda"):
+            require(0 <= getattr(self, name) <= 1,
+                    f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("ent_coef", "vf_coef"):
+            require(getattr(self, name) >= 0,
+                    f"{name} must be non-negative, got {getattr(self, name)}")
 
     @property
     def num_updates(self) -> int:
@@ -100,6 +111,9 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 class Transition(flax.struct.PyTreeNode):
+    """One rollout step for all envs; leaves are ``[num_envs, ...]`` (``[T, num_envs, ...]``
+    after the rollout scan). ``final_obs`` is the pre-reset next observation."""
+
     obs: jax.Array
     action: jax.Array
     log_prob: jax.Array
@@ -117,7 +131,14 @@ def make_optimizer(hparams, lr) -> optax.GradientTransformation:
                        optax.scale_by_adam(eps=1e-5), optax.scale(-lr))
 
 
-def policy_distribution(policy_out, discrete: bool) -> distrax.Distribution:
+def policy_distribution(policy_out, discrete: bool):
+    """The policy as a distrax distribution: ``Categorical(logits)`` or a diagonal Gaussian.
+
+    distrax (and the tfp it imports) is loaded on first use, so reading configs, e.g. for
+    ``hystax train ppo --help``, stays fast.
+    """
+    import distrax
+
     if discrete:
         return distrax.Categorical(logits=policy_out)
     mean, log_std = policy_out

@@ -17,7 +17,19 @@ from hystax.errors import HystaxError
 DEMO = dict(agent="ppo", env="CartPole-v1", seeds=4, total_timesteps=500_000)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``hystax: error: ...``, exit code 2) and no abbreviations."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"hystax: error: {message} (see --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``hystax`` command; returns the exit code."""
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
@@ -35,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     from hystax import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hystax", description="JAX RL and bandit agents for worlds with memory.")
     parser.add_argument("--version", action="version", version=f"hystax {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("demo", help="train PPO on CartPole-v1 for 4 seeds; write CSV + PNG into ./runs/",
                        description="Train PPO (MLP) on CartPole-v1 for 4 seeds in one vmapped "
@@ -56,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         "train", help="train an agent (hystax train ppo --env CartPole-v1 --seeds 4)",
         description="Train an agent on an env for several seeds (vmapped, sharded over "
                     "devices). Agent config fields are flags too: `hystax train ppo --help` "
-                    "lists them.", add_help=False)
-    p.add_argument("agent", nargs="?", help="agent family (see hystax list)")
+                    "lists them.", add_help=False,
+        usage="hystax train AGENT [--env ENV] [--seeds N] [options] [config fields]\n"
+              "       hystax train --resume RUN_DIR")
     p.add_argument("-h", "--help", action="store_true", help="show this help (with the agent's config fields)")
     p.add_argument("--env", default="CartPole-v1", help="environment name (default: CartPole-v1)")
     p.add_argument("--env-param", action="append", default=[], metavar="FIELD=VALUE",
@@ -72,7 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=_int, help="devices to shard seeds over (default: all)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--distributed", action="store_true",
-                   help="call jax.distributed.initialize() first (multi-host; run on every host)")
+                   help="call jax.distributed.initialize() first (multi-host; run the same "
+                        "command on every host; Slurm/TPU/MPI clusters are detected)")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="with --distributed: process 0's address (else JAX_COORDINATOR_ADDRESS)")
+    p.add_argument("--num-processes", type=_int, help="with --distributed: number of processes")
+    p.add_argument("--process-id", type=_int, help="with --distributed: this process's index")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train, train_parser=p)
 
@@ -125,15 +143,19 @@ def _list(args, rest) -> int:
 
 
 def _train(args, rest) -> int:
+    # the agent is the first word after `train`; config flags may follow it in any order
+    args.agent = rest.pop(0) if rest and not rest[0].startswith("-") else None
     if args.help and not args.agent:
         args.train_parser.print_help()
         return 0
     if args.resume is None and args.agent is None:
         raise HystaxError("name an agent (hystax train ppo ...) or --resume RUN_DIR")
+    if args.distributed:  # before anything touches a jax backend (importing gymnax does)
+        _initialize_distributed(args)
     from hystax import agents
 
     module = agents.get(args.agent) if args.agent else None
-    config_parser = argparse.ArgumentParser(
+    config_parser = _Parser(
         prog=f"hystax train {args.agent}", add_help=False,
         parents=[args.train_parser] if args.help else [],
         conflict_handler="resolve")
@@ -146,10 +168,6 @@ def _train(args, rest) -> int:
     if unknown:
         raise HystaxError(f"unrecognized arguments: {' '.join(unknown)}")
     overrides = {f: getattr(overrides_ns, f) for f in fields if getattr(overrides_ns, f) is not None}
-    if args.distributed:
-        import jax
-
-        jax.distributed.initialize()
     import time
 
     from hystax.runner import train
@@ -162,13 +180,25 @@ def _train(args, rest) -> int:
                               f"{', '.join(sorted(presets)) or 'no env'}")
         config = presets[args.env]
     start = time.time()
-    result = train(args.agent, args.env, seeds=args.seeds, config=config, name=args.name,
+    result = train(args.agent or "ppo", args.env, seeds=args.seeds, config=config, name=args.name,
                    out_dir=args.out_dir,
                    chunk_updates=args.chunk_updates, checkpoint_every=args.checkpoint_every,
                    devices=args.devices, resume=args.resume, progress=not args.no_progress,
-                   env_params=_env_params(args.env_param), **overrides)
+                   env_params=_env_params(args.env_param) or None, **overrides)
     _report(result, time.time() - start)
     return 130 if result.interrupted else 0
+
+
+def _initialize_distributed(args) -> None:
+    import jax
+
+    try:
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes, process_id=args.process_id)
+    except (ValueError, RuntimeError) as err:
+        raise HystaxError(f"jax.distributed.initialize failed: {str(err).splitlines()[0]} "
+                          "(outside Slurm/TPU/MPI pass --coordinator, --num-processes and "
+                          "--process-id)") from None
 
 
 def _add_config_flags(group, config_cls) -> list[str]:

@@ -24,6 +24,8 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_DIR = "checkpoints"
 INDEX_COLUMNS = ("seed", "update")
+PROGRESS_COLUMNS = ("env_steps", "episode_return", "episode_length", "episodes")
+EPISODE_COLUMNS = ("episode_return", "episode_length")  # NaN when no episode ended
 
 
 def write_config(run_dir: Path, config: Mapping) -> None:
@@ -32,13 +34,17 @@ def write_config(run_dir: Path, config: Mapping) -> None:
 
 
 def read_config(run_dir: Path) -> dict:
+    """The run's ``config.json`` as a dict; a clear error if ``run_dir`` is not a run."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise HystaxError(f"{run_dir} is not a hystax run directory (no {CONFIG_FILE})")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise HystaxError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise HystaxError(f"{path} does not hold a JSON object")
+    return config
 
 
 def append_metrics(run_dir: Path, seeds: list[int], first_update: int,
@@ -63,13 +69,30 @@ def truncate_metrics(run_dir: Path, num_updates: int) -> None:
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    header, body = rows[0], rows[1:]
-    update_col = header.index("update")
-    kept = [r for r in body if int(r[update_col]) < num_updates]
+    header, body = _read_rows(path)
+    if header is None:
+        path.unlink()
+        return
+    kept = [r for r in body if int(float(r[1])) < num_updates]
     with path.open("w", newline="") as f:
         csv.writer(f).writerows([header, *kept])
+
+
+def _read_rows(path: Path) -> tuple[list[str] | None, list[list[str]]]:
+    """Header and complete numeric rows; a row cut short by a crash is dropped."""
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or list(rows[0][:2]) != list(INDEX_COLUMNS):
+        return None, []
+
+    def complete(row):
+        try:
+            [float(x) for x in row]
+        except ValueError:
+            return False
+        return len(row) == len(rows[0])
+
+    return rows[0], [r for r in rows[1:] if complete(r)]
 
 
 def read_metrics(run_dir: Path) -> dict[str, np.ndarray]:
@@ -80,12 +103,10 @@ def read_metrics(run_dir: Path) -> dict[str, np.ndarray]:
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         raise HystaxError(f"{run_dir} has no {METRICS_FILE}")
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    if len(rows) < 2:
-        raise HystaxError(f"{path} holds no metrics rows yet")
-    header = rows[0]
-    table = np.array([[float(x) for x in r] for r in rows[1:]], dtype=np.float64)
+    header, body = _read_rows(path)
+    if header is None or not body:
+        raise HystaxError(f"{path} holds no metrics rows")
+    table = np.array([[float(x) for x in r] for r in body], dtype=np.float64)
     seeds = np.unique(table[:, 0]).astype(int)
     updates = np.unique(table[:, 1]).astype(int)
     seed_idx = np.searchsorted(seeds, table[:, 0].astype(int))
@@ -102,4 +123,4 @@ def _fmt(x) -> str:
     x = float(x)
     if math.isnan(x):
         return "nan"
-    return repr(int(x)) if x.is_integer() and abs(x) < 2**53 else f"{x:.6g}"
+    return repr(int(x)) if x.is_integer() and abs(x) < 2**53 else f"{x:.8g}"

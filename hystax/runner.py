@@ -26,9 +26,6 @@ from hystax import rundir, sharding
 from hystax.agents.api import merge_hparams, replace_config
 from hystax.errors import HystaxError, require
 
-LOSS_SUFFIXES = ("loss",)
-
-
 class RunResult(NamedTuple):
     """What a run leaves behind: final state ``[seeds, ...]`` and metrics ``[seeds, updates]``."""
 
@@ -37,7 +34,7 @@ class RunResult(NamedTuple):
     metrics: dict[str, np.ndarray]
     config: Any
     seeds: list[int]
-    interrupted: bool
+    interrupted: bool  # stopped before the end (Ctrl-C or the callback); resume continues it
 
 
 class RunSpec(NamedTuple):
@@ -75,7 +72,7 @@ def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | 
     if isinstance(seeds, (int, np.integer)):
         require(seeds > 0, f"seeds must be positive, got {seeds}")
         seeds = list(range(int(seeds)))
-    seeds = [int(s) for s in seeds]
+    seeds = sorted(int(s) for s in seeds)  # rows of metrics follow this order
     require(len(seeds) > 0, "at least one seed is needed")
     require(len(set(seeds)) == len(seeds), f"seeds must be distinct, got {seeds}")
     require(all(s >= 0 for s in seeds), f"seeds must be non-negative, got {seeds}")
@@ -87,9 +84,7 @@ def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | 
         custom = env not in _gymnax_names()  # gymnax's own envs are trusted
     else:
         env_obj, env_name = env, getattr(env, "name", type(env).__name__)
-        params = env_obj.default_params
-        if env_overrides:
-            params = params.replace(**env_overrides)
+        params = envs.registry.override_params(env_name, env_obj.default_params, env_overrides)
         custom = True
     if check and custom:
         envs.check_env(env_obj, params)
@@ -113,7 +108,8 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
     Args:
       agent: agent family (``hystax.agents.names()``).
       env: a registered env name (``hystax.envs.names()``) or a gymnax-style env object.
-      seeds: number of seeds (0..n-1) or a list of seeds; vmapped and sharded over devices.
+      seeds: number of seeds (0..n-1) or a list of seeds (kept sorted); vmapped and sharded
+        over devices.
       config: the agent's ``Config`` or a dict of its fields; ``**overrides`` go on top.
       env_params: overrides of the env's default params (fields of its ``EnvParams``).
       name / out_dir: the run is written to ``out_dir/name`` (``out_dir=None``: nothing
@@ -121,14 +117,24 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
       chunk_updates: updates per jitted chunk (default: about 1/25 of the run).
       checkpoint_every: write an orbax checkpoint every this many chunks (and at the end).
       resume: a run directory to continue from its latest checkpoint; all other settings
-        are read from its ``config.json``.
-      devices: how many local devices to shard the seeds over (default: all).
+        are read from its ``config.json`` (only ``progress``, ``devices``, ``callback`` and
+        ``plots`` may be given with it).
+      devices: how many devices to shard the seeds over (default: the most, up to all of
+        them, that divides the number of seeds).
       callback: ``callback(updates_done, chunk_metrics) -> stop?`` after every chunk.
 
     Returns:
       :class:`RunResult`; ``metrics[k]`` has shape ``[seeds, updates]``.
     """
     if resume is not None:
+        given = {k for k, v in dict(agent=agent != "ppo", env=env != "CartPole-v1",
+                                    seeds=seeds != 1, config=config is not None,
+                                    env_params=env_params is not None, name=name is not None,
+                                    chunk_updates=chunk_updates is not None,
+                                    checkpoint_every=checkpoint_every != 10).items() if v}
+        if given or overrides:
+            raise HystaxError(f"resume takes its settings from the run's config.json; drop "
+                              f"{', '.join(sorted(given | set(overrides)))}")
         return _resume(Path(resume), progress=progress, callback=callback, plots=plots,
                        devices=devices)
     require(checkpoint_every > 0, f"checkpoint_every must be positive, got {checkpoint_every}")
@@ -140,28 +146,41 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
 
     run_dir = None
     if out_dir is not None:
+        require(name is not None or jax.process_count() == 1,
+                "runs over several hosts need an explicit name (--name), the same on every host")
         run_dir = Path(out_dir) / (name or _default_name(spec))
-        if run_dir.exists():
-            raise HystaxError(f"{run_dir} already exists; pass another name or resume it "
-                              f"(hystax train --resume {run_dir})")
         if jax.process_index() == 0:
-            run_dir.mkdir(parents=True)
-            rundir.write_config(run_dir, {
+            if run_dir.exists():
+                raise HystaxError(f"{run_dir} already exists; pass another name or resume it "
+                                  f"(hystax train --resume {run_dir})")
+            saved = _jsonable({
                 "agent": spec.agent, "env": spec.env_name, "env_params": spec.env_overrides,
-                "seeds": spec.seeds, "config": _jsonable(dataclasses.asdict(spec.config)),
+                "seeds": spec.seeds, "config": dataclasses.asdict(spec.config),
                 "name": run_dir.name, "chunk_updates": chunk_updates,
                 "checkpoint_every": checkpoint_every, "hystax_version": hystax.__version__})
-    return _run(spec, algorithm, mesh, run_dir, chunk_updates, checkpoint_every, progress,
-                callback, plots, restore=False)
+            run_dir.mkdir(parents=True)
+            rundir.write_config(run_dir, saved)
+    try:
+        return _run(spec, algorithm, mesh, run_dir, chunk_updates, checkpoint_every, progress,
+                    callback, plots, restore=False)
+    except BaseException:
+        _remove_if_no_checkpoint(run_dir)
+        raise
 
 
 def _resume(run_dir: Path, *, progress, callback, plots, devices) -> RunResult:
     saved = rundir.read_config(run_dir)
-    try:
-        spec = resolve(saved["agent"], saved["env"], seeds=saved["seeds"], config=saved["config"],
-                       env_params=saved.get("env_params") or None, check=False)
-    except KeyError as err:
-        raise HystaxError(f"{run_dir / rundir.CONFIG_FILE} lacks the field {err}") from None
+    missing = {"agent", "env", "seeds", "config", "chunk_updates", "checkpoint_every"} - set(saved)
+    if missing:
+        raise HystaxError(f"{run_dir / rundir.CONFIG_FILE} lacks the field(s) "
+                          f"{', '.join(sorted(missing))}")
+    from hystax import envs
+
+    if not envs.is_registered(saved["env"]):
+        raise HystaxError(f"this run's env {saved['env']!r} is not registered in this process; "
+                          f"register it (hystax.register) and resume from Python")
+    spec = resolve(saved["agent"], saved["env"], seeds=saved["seeds"], config=saved["config"],
+                   env_params=saved.get("env_params") or None, check=False)
     algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
     mesh = sharding.seed_mesh(len(spec.seeds), devices)
     return _run(spec, algorithm, mesh, run_dir, saved["chunk_updates"], saved["checkpoint_every"],
@@ -173,59 +192,60 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
     from tqdm.auto import tqdm
 
     shard = sharding.seed_sharding(mesh)
-    hparams = merge_hparams(spec.config, None)
     init = jax.jit(jax.vmap(algorithm.init, in_axes=(0, None)), out_shardings=shard)
-    state = init(sharding.seed_keys(spec.seeds, mesh), hparams)
+    state = init(sharding.seed_keys(spec.seeds, mesh), merge_hparams(spec.config, None))
     chunk = _chunk_fn(algorithm, shard, chunk_updates)
+    writer = run_dir is not None and jax.process_index() == 0
 
     checkpoints = _checkpoint_manager(run_dir) if run_dir is not None else None
-    done = 0
+    done, history = 0, {}
     if restore:
         state, done = _restore(checkpoints, state, run_dir)
-        rundir.truncate_metrics(run_dir, done)
-    history = _read_history(run_dir, done) if restore else {}
+        if writer:
+            rundir.truncate_metrics(run_dir, done)
+        history = _read_history(run_dir, done)
 
-    stop = _StopFlag()
-    total_steps = algorithm.num_updates * algorithm.steps_per_update * len(spec.seeds)
-    bar = tqdm(total=total_steps, initial=done * algorithm.steps_per_update * len(spec.seeds),
-               unit="step", unit_scale=True, disable=not progress or jax.process_index() != 0,
+    steps_per_chunk_update = algorithm.steps_per_update * len(spec.seeds)
+    bar = tqdm(total=algorithm.num_updates * steps_per_chunk_update,
+               initial=done * steps_per_chunk_update, unit="step", unit_scale=True,
+               disable=not progress or jax.process_index() != 0,
                desc=f"{spec.agent} on {spec.env_name}", dynamic_ncols=True)
-    chunks_done = 0
-    interrupted = False
-    with stop:
-        while done < algorithm.num_updates:
-            n = min(chunk_updates, algorithm.num_updates - done)
-            state, metrics = chunk(state, n)
-            metrics = _ordered(sharding.to_host(metrics))
-            _check_finite(metrics, done, spec)
-            if run_dir is not None and jax.process_index() == 0:
-                rundir.append_metrics(run_dir, spec.seeds, done, metrics)
-            for k, v in metrics.items():
-                history.setdefault(k, []).append(np.asarray(v))
-            done += n
-            chunks_done += 1
-            bar.update(n * algorithm.steps_per_update * len(spec.seeds))
-            recent = _recent_return(metrics)
-            if recent is not None:
-                bar.set_postfix(ret=f"{recent:.4g}")
-            stop_now = callback is not None and bool(callback(done, metrics))
-            stop_now = stop_now or stop.requested
-            if checkpoints is not None and (chunks_done % checkpoint_every == 0 or stop_now
-                                            or done == algorithm.num_updates):
-                checkpoints.save(done, args=_ocp().args.StandardSave(state))
-            if stop_now and done < algorithm.num_updates:
-                interrupted = True
-                break
-    bar.close()
-    if checkpoints is not None:
-        checkpoints.wait_until_finished()
-        checkpoints.close()
+    chunks_done, stopped = 0, False
+    try:
+        with _StopFlag() as ctrl_c:
+            while done < algorithm.num_updates:
+                n = min(chunk_updates, algorithm.num_updates - done)
+                state, metrics = chunk(state, n)
+                metrics = _ordered(sharding.to_host(metrics))
+                _check_finite(metrics, done, spec)
+                if writer:
+                    rundir.append_metrics(run_dir, spec.seeds, done, metrics)
+                for k, v in metrics.items():
+                    history.setdefault(k, []).append(np.asarray(v))
+                done += n
+                chunks_done += 1
+                bar.update(n * steps_per_chunk_update)
+                recent = _recent_return(metrics)
+                if recent is not None:
+                    bar.set_postfix(ret=f"{recent:.4g}")
+                stopped = callback is not None and bool(callback(done, metrics))
+                stopped = (stopped or ctrl_c.requested) and done < algorithm.num_updates
+                if checkpoints is not None and (chunks_done % checkpoint_every == 0 or stopped
+                                                or done == algorithm.num_updates):
+                    checkpoints.save(done, args=_ocp().args.StandardSave(state))
+                if stopped:
+                    break
+    finally:
+        bar.close()
+        if checkpoints is not None:
+            checkpoints.wait_until_finished()
+            checkpoints.close()
     metrics = {k: np.concatenate(v, axis=1) for k, v in history.items()}
-    if run_dir is not None and plots and jax.process_index() == 0 and not interrupted:
+    if writer and plots:
         from hystax import plots as plots_module
 
         plots_module.plot_run_dirs([run_dir])
-    return RunResult(run_dir, state, metrics, spec.config, spec.seeds, interrupted)
+    return RunResult(run_dir, state, metrics, spec.config, spec.seeds, stopped)
 
 
 def _chunk_fn(algorithm, shard, chunk_updates):
@@ -244,7 +264,9 @@ def _chunk_fn(algorithm, shard, chunk_updates):
 
         return jax.lax.scan(step, state, jax.numpy.arange(chunk_updates))
 
-    jitted = jax.jit(jax.vmap(run_chunk, in_axes=(0, None)), out_shardings=(shard, shard))
+    donate = () if jax.default_backend() == "cpu" else (0,)  # CPU buffers cannot be donated
+    jitted = jax.jit(jax.vmap(run_chunk, in_axes=(0, None)), out_shardings=(shard, shard),
+                     donate_argnums=donate)
 
     def chunk(state, n):
         state, metrics = jitted(state, n)
@@ -254,7 +276,8 @@ def _chunk_fn(algorithm, shard, chunk_updates):
 
 
 def _ordered(metrics: dict) -> dict:
-    first = [k for k in ("env_steps", "episode_return", "episode_length", "episodes") if k in metrics]
+    """Progress columns first (``rundir.PROGRESS_COLUMNS``), then the rest by name."""
+    first = [k for k in rundir.PROGRESS_COLUMNS if k in metrics]
     return {k: metrics[k] for k in [*first, *sorted(set(metrics) - set(first))]}
 
 
@@ -297,8 +320,9 @@ def _read_history(run_dir: Path, done: int) -> dict[str, list[np.ndarray]]:
 
 
 def _check_finite(metrics, first_update, spec):
+    """Stop a diverged run with a clear error (episode statistics may be NaN: no episode ended)."""
     for k, v in metrics.items():
-        if k.endswith(LOSS_SUFFIXES) and not np.all(np.isfinite(v)):
+        if k not in rundir.EPISODE_COLUMNS and not np.all(np.isfinite(v)):
             seed_i, upd = np.argwhere(~np.isfinite(v))[0]
             raise HystaxError(
                 f"training produced a non-finite {k} at update {first_update + upd} (seed "
@@ -310,8 +334,8 @@ def _recent_return(metrics) -> float | None:
     r = metrics.get("episode_return")
     if r is None:
         return None
-    finite = np.asarray(r)[np.isfinite(r)]
-    return float(finite[-len(finite) // 2:].mean()) if finite.size else None
+    recent = np.asarray(r)[:, -max(1, r.shape[1] // 2):]  # [seeds, last half of the chunk]
+    return float(np.nanmean(recent)) if np.isfinite(recent).any() else None
 
 
 def _default_name(spec: RunSpec) -> str:
@@ -320,11 +344,24 @@ def _default_name(spec: RunSpec) -> str:
 
 
 def _jsonable(x):
-    if isinstance(x, tuple):
-        return list(x)
+    """Tuples to lists, numpy scalars to Python numbers, recursively."""
+    if isinstance(x, (tuple, list)):
+        return [_jsonable(v) for v in x]
     if isinstance(x, dict):
         return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (np.generic, np.ndarray)) or hasattr(x, "item") and not isinstance(x, str):
+        return np.asarray(x).item()
     return x
+
+
+def _remove_if_no_checkpoint(run_dir: Path | None) -> None:
+    """A run that failed before its first checkpoint leaves nothing behind in runs/."""
+    if run_dir is None or jax.process_index() != 0 or not run_dir.exists():
+        return
+    if not any((run_dir / rundir.CHECKPOINT_DIR).glob("[0-9]*")):
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 class _StopFlag:

@@ -22,9 +22,14 @@ AXIS = "seeds"
 
 
 def seed_mesh(num_seeds: int, devices: int | None = None) -> Mesh:
-    """A 1-D mesh over ``devices`` devices (default: all) that evenly divides the seeds."""
+    """A 1-D mesh over ``devices`` devices that evenly divides the seeds.
+
+    By default the most devices (up to all of them) whose count divides ``num_seeds``.
+    """
     available = jax.devices()
-    n = len(available) if devices is None else int(devices)
+    if devices is None:
+        devices = max(d for d in range(1, len(available) + 1) if num_seeds % d == 0)
+    n = int(devices)
     if not 1 <= n <= len(available):
         raise HystaxError(f"devices must be between 1 and {len(available)} (the devices jax "
                           f"sees), got {n}")

@@ -13,12 +13,16 @@ def _run(*args, cwd=None):
                           text=True, cwd=cwd, timeout=600)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["train", "--help"]])
-def test_help_and_list_do_not_import_heavy_modules(args):
+@pytest.mark.parametrize("args, heavy", [
+    (["--help"], ("jax", "distrax", "tensorflow_probability", "optax", "orbax")),
+    (["list"], ("distrax", "tensorflow_probability", "optax", "orbax")),
+    (["train", "--help"], ("jax", "distrax", "tensorflow_probability", "optax", "orbax")),
+    (["train", "ppo", "--help"], ("distrax", "tensorflow_probability", "orbax")),
+])
+def test_help_and_list_do_not_import_heavy_modules(args, heavy):
     code = ("import sys; from hystax.cli import main\n"
             "try:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('distrax', 'tensorflow_probability', 'optax', 'orbax') "
-            "if m in sys.modules]\nprint('HEAVY', heavy)" % (args,))
+            "heavy = [m for m in %r if m in sys.modules]\nprint('HEAVY', heavy)" % (args, heavy))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
 
@@ -39,9 +43,12 @@ def test_train_help_lists_config_fields(capsys):
 @pytest.mark.parametrize("args, message", [
     (["train", "ppo", "--env", "cartpole"], "unknown env 'cartpole'; did you mean 'CartPole-v1'"),
     (["train", "ppoo"], "unknown agent 'ppoo'; did you mean 'ppo'"),
-    (["train", "ppo", "--total-timesteps", "-5"], "total_timesteps must be positive"),
+    (["train", "ppo", "--total-timesteps", "-5"], "total_timesteps must be a positive integer"),
     (["train", "ppo", "--num-minibatches", "3"], "not divisible by num_minibatches"),
     (["train", "ppo", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    (["train", "ppo", "--lr", "abc"], "argument --lr: invalid float value: 'abc'"),
+    (["train", "ppo", "--seeds", "x"], "argument --seeds: not an integer: 'x'"),
+    (["train", "ppo", "--distributed"], "jax.distributed.initialize failed"),
     (["train", "ppo", "--env-param", "gravty=3"], "gravty"),
     (["train", "--resume", "nowhere"], "not a hystax run directory"),
     (["train", "ppo", "--env", "Acrobot-v1", "--preset"], "no preset for 'Acrobot-v1'"),
@@ -79,3 +86,16 @@ def test_demo_trains_cartpole_and_writes_csv_and_png(tmp_path):
     assert {"config.json", "metrics.csv", "returns.png", "checkpoints"} <= {p.name for p in run.iterdir()}
     final = float(out.stdout.split("mean over 4 seeds:")[1].split()[0])
     assert final >= 475, out.stdout
+
+
+def test_distributed_single_process_run(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = _run("train", "ppo", "--distributed", "--coordinator", f"127.0.0.1:{port}",
+               "--num-processes", "1", "--process-id", "0", "--total-timesteps", "1024",
+               "--num-steps", "64", "--out-dir", str(tmp_path), "--name", "d", "--no-progress")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "d" / "metrics.csv").is_file()

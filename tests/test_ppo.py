@@ -88,7 +88,7 @@ def test_population_of_learning_rates_in_one_call():
 def test_bad_config_and_hparams_raise_clear_errors():
     with pytest.raises(HystaxError, match="not divisible by num_minibatches"):
         ppo.Config(num_envs=4, num_steps=10, num_minibatches=3)
-    with pytest.raises(HystaxError, match="total_timesteps must be positive"):
+    with pytest.raises(HystaxError, match="total_timesteps must be a positive integer"):
         ppo.Config(total_timesteps=-1)
     with pytest.raises(HystaxError, match="smaller than one update"):
         ppo.Config(total_timesteps=10)

@@ -35,6 +35,46 @@ def test_resume_ends_with_same_params_as_uninterrupted_run(tmp_path):
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
 
 
+def test_resume_after_a_crash_between_checkpoints(tmp_path):
+    """Unsorted seeds, a crash one chunk after the last checkpoint: the resumed run drops the
+    uncheckpointed rows, recomputes them, and returns the full run's metrics."""
+    kw = dict(seeds=[5, 2], out_dir=tmp_path, chunk_updates=2, checkpoint_every=2, **QUIET,
+              **SMALL)
+    full = train("ppo", "CartPole-v1", name="full", **kw)
+    assert full.seeds == [2, 5]
+
+    def crash(done, metrics):
+        if done == 6:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        train("ppo", "CartPole-v1", name="crashed", callback=crash, **kw)
+    assert rundir.read_metrics(tmp_path / "crashed")["env_steps"].shape == (2, 6)
+    resumed = train(resume=tmp_path / "crashed", **QUIET)
+    assert _equal_trees(full.state.params, resumed.state.params)
+    for k in ("episode_return", "value_loss", "env_steps"):
+        np.testing.assert_allclose(resumed.metrics[k], full.metrics[k], rtol=1e-6)
+
+
+def test_failure_before_the_first_checkpoint_leaves_nothing(tmp_path):
+    def fail(done, metrics):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        train("ppo", "CartPole-v1", out_dir=tmp_path, name="f", callback=fail,
+              checkpoint_every=100, **QUIET, **SMALL)
+    assert not (tmp_path / "f").exists()
+
+
+def test_numpy_config_values_and_resume_with_settings(tmp_path):
+    result = train("ppo", "CartPole-v1", out_dir=tmp_path, name="n", lr=np.float32(1e-3),
+                   total_timesteps=np.int64(640), **QUIET,
+                   **{k: v for k, v in SMALL.items() if k != "total_timesteps"})
+    assert rundir.read_config(result.run_dir)["config"]["total_timesteps"] == 640
+    with pytest.raises(HystaxError, match="drop lr"):
+        train(resume=result.run_dir, lr=1e-2)
+
+
 def test_chunked_runner_matches_monolithic_train(tmp_path):
     result = train("ppo", "CartPole-v1", seeds=[3, 5], out_dir=None, chunk_updates=4, **QUIET,
                    **SMALL)
@@ -75,7 +115,7 @@ def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(env="CartPol-v1"), "did you mean 'CartPole-v1'"),
     (dict(agent="ppoo"), "unknown agent 'ppoo'"),
-    (dict(total_timesteps=-5), "total_timesteps must be positive"),
+    (dict(total_timesteps=-5), "total_timesteps must be a positive integer"),
     (dict(num_minibatches=3), "not divisible by num_minibatches"),
     (dict(seeds=0), "seeds must be positive"),
     (dict(seeds=3, devices=2), "cannot be split evenly"),

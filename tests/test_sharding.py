@@ -16,6 +16,9 @@ SCRIPT = textwrap.dedent("""
     sharded = train("ppo", "CartPole-v1", devices=4, **kw)
     single = train("ppo", "CartPole-v1", devices=1, **kw)
     leaf = jax.tree.leaves(sharded.state.params)[0]
+    def devices_used(seeds):  # default device count: the most that divides the seeds
+        r = train("ppo", "CartPole-v1", **{**kw, "seeds": seeds})
+        return len(jax.tree.leaves(r.state.params)[0].sharding.device_set)
     try:
         train("ppo", "CartPole-v1", devices=4, **{**kw, "seeds": 6})
         error = None
@@ -27,6 +30,7 @@ SCRIPT = textwrap.dedent("""
         "max_diff": max(float(np.nanmax(np.abs(sharded.metrics[k] - single.metrics[k])))
                         for k in ("value_loss", "policy_loss", "episode_return")),
         "error": error,
+        "default_devices": [devices_used(1), devices_used(2), devices_used(8)],
     }))
 """)
 
@@ -42,3 +46,4 @@ def test_four_simulated_devices_match_one_device():
     assert result["devices_used"] == 4
     assert result["max_diff"] < 1e-4
     assert "6 seeds cannot be split evenly over 4 devices" in result["error"]
+    assert result["default_devices"] == [1, 2, 4]
