@@ -98,7 +98,8 @@ def compile_monolithic(num_seeds: int, num_updates: int):
 
 
 def build_chunked(num_seeds: int, num_updates: int):
-    """The runner's host loop (as in ``runner._run``, no files, no progress bar).
+    """The runner's host loop (``runner.iterate_chunks``, as in ``runner._run``, without files
+    or progress bar).
 
     Returns ``(run(offset), num_chunks, chunk_updates)``; ``run`` initialises the seeds,
     calls the jitted chunk until all updates are done, brings each chunk's metrics to the
@@ -116,16 +117,12 @@ def build_chunked(num_seeds: int, num_updates: int):
     def run(offset: int) -> float:
         start = time.perf_counter()
         state = init(_keys(num_seeds, offset), hparams)
-        history, done = {}, 0
-        while done < algorithm.num_updates:
-            n = min(chunk_updates, algorithm.num_updates - done)
-            state, metrics = chunk(state, n)
-            metrics = runner._ordered(sharding.to_host(metrics))
-            runner._check_finite(metrics, done, spec)
+        history = {}
+        for _, state, metrics in runner.iterate_chunks(chunk, state, 0, algorithm.num_updates,
+                                                       chunk_updates, spec):
             for k, v in metrics.items():
-                history.setdefault(k, []).append(np.asarray(v))
+                history.setdefault(k, []).append(v)
             runner._recent_return(metrics)
-            done += n
         jax.block_until_ready(state)
         _ = {k: np.concatenate(v, axis=1) for k, v in history.items()}  # as the runner returns
         return time.perf_counter() - start

@@ -25,7 +25,8 @@ from hystax.stats import (
     loglog_slope,
     mean_and_bootstrap_ci,
     mean_and_standard_error,
-    smooth_forward_fill,
+    forward_fill,
+    nanmean_over_seeds,
     stratified_bootstrap_ci,
 )
 
@@ -33,7 +34,7 @@ __all__ = ["plot_returns", "plot_iqm", "plot_regret", "write_regret_csv", "plot_
 
 DPI = 120
 # Columns of metrics.csv that are not training diagnostics (they go to returns.png or are counters).
-_NOT_LOSSES = frozenset({"seed", "update", "env_steps", "episode_return", "episode_length", "episodes"})
+_NOT_LOSSES = frozenset({*rundir.INDEX_COLUMNS, *rundir.PROGRESS_COLUMNS})
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -97,15 +98,8 @@ def _load(run_dir) -> tuple[dict, dict[str, np.ndarray]]:
 def _x_axis(metrics: Mapping[str, np.ndarray]) -> tuple[np.ndarray, str]:
     """Environment steps (mean over seeds, forward-filled) when logged, else the update index."""
     if "env_steps" in metrics and np.isfinite(metrics["env_steps"]).any():
-        return _nanmean_cols(smooth_forward_fill(metrics["env_steps"])), "environment steps"
+        return nanmean_over_seeds(forward_fill(metrics["env_steps"])), "environment steps"
     return np.asarray(metrics["update"], dtype=np.float64), "update"
-
-
-def _nanmean_cols(a: np.ndarray) -> np.ndarray:
-    n = np.isfinite(a).sum(axis=0)
-    total = np.where(np.isfinite(a), a, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def _band(ax, x, y, label, seed=0, color=None):
@@ -138,7 +132,7 @@ def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
     for i, (d, (config, m)) in enumerate(zip(run_dirs, loaded)):
         x, xlabel = _x_axis(m)
         xlabels.add(xlabel)
-        y = smooth_forward_fill(m[metric])
+        y = forward_fill(m[metric])
         name = labels[i] if labels is not None else _run_label(d, config)
         label = f"{name} {_seeds_note(y.shape[0])}"
         if not np.isfinite(y).any():
@@ -203,7 +197,7 @@ def _losses_figure(run_dir, columns: Sequence[str] | None = None):
     nrows = -(-len(columns) // ncols)
     fig, axes = _new_figure(figsize=(3.6 * ncols, 2.8 * nrows + 0.5), ncols=ncols, nrows=nrows)
     for k, ax in zip(columns, axes.flat):
-        _band(ax, x, smooth_forward_fill(m[k]), None)
+        _band(ax, x, forward_fill(m[k]), None)
         ax.set_title(_human(k), fontsize=9)
         _steps_axis(ax, xlabel, nbins=4)
         ax.xaxis.label.set_fontsize(8)

@@ -194,7 +194,7 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
     shard = sharding.seed_sharding(mesh)
     init = jax.jit(jax.vmap(algorithm.init, in_axes=(0, None)), out_shardings=shard)
     state = init(sharding.seed_keys(spec.seeds, mesh), merge_hparams(spec.config, None))
-    chunk = _chunk_fn(algorithm, shard, chunk_updates)
+    chunk = _chunk_fn(algorithm, shard, chunk_updates)  # compiled once, on the first chunk
     writer = run_dir is not None and jax.process_index() == 0
 
     checkpoints = _checkpoint_manager(run_dir) if run_dir is not None else None
@@ -213,16 +213,13 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
     chunks_done, stopped = 0, False
     try:
         with _StopFlag() as ctrl_c:
-            while done < algorithm.num_updates:
-                n = min(chunk_updates, algorithm.num_updates - done)
-                state, metrics = chunk(state, n)
-                metrics = _ordered(sharding.to_host(metrics))
-                _check_finite(metrics, done, spec)
+            for done, state, metrics in iterate_chunks(chunk, state, done, algorithm.num_updates,
+                                                       chunk_updates, spec):
+                n = metrics["env_steps"].shape[1]
                 if writer:
-                    rundir.append_metrics(run_dir, spec.seeds, done, metrics)
+                    rundir.append_metrics(run_dir, spec.seeds, done - n, metrics)
                 for k, v in metrics.items():
-                    history.setdefault(k, []).append(np.asarray(v))
-                done += n
+                    history.setdefault(k, []).append(v)
                 chunks_done += 1
                 bar.update(n * steps_per_chunk_update)
                 recent = _recent_return(metrics)
@@ -246,6 +243,20 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
 
         plots_module.plot_run_dirs([run_dir])
     return RunResult(run_dir, state, metrics, spec.config, spec.seeds, stopped)
+
+
+def iterate_chunks(chunk, state, done: int, num_updates: int, chunk_updates: int, spec: RunSpec):
+    """The host loop's core: yield ``(updates_done, state, metrics)`` after every jitted chunk.
+
+    ``metrics`` are numpy ``[seeds, n]`` (progress columns first), checked to be finite.
+    """
+    while done < num_updates:
+        n = min(chunk_updates, num_updates - done)
+        state, metrics = chunk(state, n)
+        metrics = _ordered(sharding.to_host(metrics))
+        _check_finite(metrics, done, spec)
+        done += n
+        yield done, state, metrics
 
 
 def _chunk_fn(algorithm, shard, chunk_updates):

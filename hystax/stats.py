@@ -8,7 +8,7 @@ Every function that draws random numbers takes an explicit ``seed`` (an int or a
 - :func:`iqm` and :func:`stratified_bootstrap_ci`: the interquartile mean with stratified bootstrap
   confidence intervals (Agarwal et al., 2021, "Deep RL at the edge of the statistical precipice"),
   written here because ``rliable`` does not install with current pandas.
-- :func:`smooth_forward_fill`: carry the last finished episode's return across updates that ended none.
+- :func:`forward_fill`: carry the last finished episode's return across updates that ended none.
 - :func:`loglog_slope`: growth exponent of a curve (``regret ~ t**slope``; below 1 means sublinear).
 """
 
@@ -26,7 +26,8 @@ __all__ = [
     "mean_and_standard_error",
     "iqm",
     "stratified_bootstrap_ci",
-    "smooth_forward_fill",
+    "forward_fill",
+    "nanmean_over_seeds",
     "loglog_slope",
 ]
 
@@ -58,7 +59,7 @@ def _as_seeds_by_time(x, name: str = "x") -> tuple[np.ndarray, bool]:
     return x, False
 
 
-def _nanmean0(x: np.ndarray) -> np.ndarray:
+def nanmean_over_seeds(x: np.ndarray) -> np.ndarray:
     """Mean over axis 0 ignoring NaN; all-NaN columns give NaN without a warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -83,7 +84,7 @@ def mean_and_bootstrap_ci(x, confidence: float = 0.95, n_boot: int = 2000,
     _check_confidence(confidence, n_boot)
     x, squeeze = _as_seeds_by_time(x)
     n_seeds, n_cols = x.shape
-    mean = _nanmean0(x)
+    mean = nanmean_over_seeds(x)
     rng = _rng(seed)
     # Resampling seeds with replacement == multinomial counts over seeds.
     counts = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=int(n_boot)).astype(np.float64)
@@ -122,7 +123,7 @@ def mean_and_standard_error(x):
     """
     x, squeeze = _as_seeds_by_time(x)
     n = np.isfinite(x).sum(axis=0)
-    mean = _nanmean0(x)
+    mean = nanmean_over_seeds(x)
     centred = np.where(np.isfinite(x), x - mean, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (centred**2).sum(axis=0) / (n - 1)
@@ -197,7 +198,7 @@ def stratified_bootstrap_ci(scores, statistic: Callable = iqm, confidence: float
     return point, float(min(lo, point)), float(max(hi, point))
 
 
-def smooth_forward_fill(y):
+def forward_fill(y):
     """Forward-fill NaNs along the last axis; leading NaNs (before any value) stay NaN.
 
     Used for return curves, where an update in which no episode ended logs NaN.

@@ -115,7 +115,7 @@ def test_stratified_bootstrap_of_identical_runs_is_degenerate():
 def test_forward_fill():
     y = np.array([[np.nan, 1.0, np.nan, np.nan, 3.0, np.nan],
                   [2.0, np.nan, 4.0, np.nan, np.nan, np.nan]])
-    out = stats.smooth_forward_fill(y)
+    out = stats.forward_fill(y)
     np.testing.assert_array_equal(out[0], [np.nan, 1, 1, 1, 3, 3])
     np.testing.assert_array_equal(out[1], [2, 2, 4, 4, 4, 4])
     assert np.isnan(y[0, 2])  # input untouched
