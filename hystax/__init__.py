@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import sys
+import warnings
 
 __version__ = "0.1.0"
 
@@ -29,8 +31,17 @@ def _avoid_xla_cpu_lapack_deadlock() -> None:
     except importlib.metadata.PackageNotFoundError:
         return
     flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_enable_concurrency_optimized_scheduler=false".strip()
+    if "xla_cpu_enable_concurrency_optimized_scheduler" in flags:
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_enable_concurrency_optimized_scheduler=false".strip()
+    if "jax" in sys.modules:
+        from jax._src import xla_bridge
+
+        if xla_bridge.backends_are_initialized():
+            warnings.warn(
+                "hystax was imported after jax started its backend, so the XLA:CPU deadlock "
+                "workaround cannot apply: import hystax first, or set XLA_FLAGS="
+                "--xla_cpu_enable_concurrency_optimized_scheduler=false", stacklevel=3)
 
 
 _avoid_xla_cpu_lapack_deadlock()
