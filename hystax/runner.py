@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import math
 import re
 import signal
@@ -25,6 +26,7 @@ import hystax
 from hystax import rundir, sharding
 from hystax.agents.api import merge_hparams, replace_config
 from hystax.errors import HystaxError, require
+
 
 class RunResult(NamedTuple):
     """What a run leaves behind: final state ``[seeds, ...]`` and metrics ``[seeds, updates]``."""
@@ -127,14 +129,14 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
       :class:`RunResult`; ``metrics[k]`` has shape ``[seeds, updates]``.
     """
     if resume is not None:
-        given = {k for k, v in dict(agent=agent != "ppo", env=env != "CartPole-v1",
-                                    seeds=seeds != 1, config=config is not None,
-                                    env_params=env_params is not None, name=name is not None,
-                                    chunk_updates=chunk_updates is not None,
-                                    checkpoint_every=checkpoint_every != 10).items() if v}
-        if given or overrides:
+        settings = dict(agent=agent, env=env, seeds=seeds, config=config, env_params=env_params,
+                        name=name, chunk_updates=chunk_updates, checkpoint_every=checkpoint_every)
+        defaults = inspect.signature(train).parameters
+        given = {k for k, v in settings.items() if v is not defaults[k].default
+                 and v != defaults[k].default} | set(overrides)
+        if given:
             raise HystaxError(f"resume takes its settings from the run's config.json; drop "
-                              f"{', '.join(sorted(given | set(overrides)))}")
+                              f"{', '.join(sorted(given))}")
         return _resume(Path(resume), progress=progress, callback=callback, plots=plots,
                        devices=devices)
     require(checkpoint_every > 0, f"checkpoint_every must be positive, got {checkpoint_every}")
