@@ -179,7 +179,7 @@ def make_algorithm(config: Config, env, env_params) -> Algorithm:
         high = jnp.broadcast_to(jnp.asarray(action_space.high, jnp.float32), action_space.shape)
     else:
         raise HystaxError(f"PPO supports Discrete and Box action spaces, not {type(action_space).__name__}")
-    network = ActorCritic(action_dim, discrete, tuple(config.hidden_sizes), config.activation)
+    network = ActorCritic(action_dim, discrete, config.hidden_sizes, config.activation)
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
 
@@ -274,10 +274,14 @@ def make_algorithm(config: Config, env, env_params) -> Algorithm:
                               update=state.update + 1)
         ended = traj.info["returned_episode"]
         n_ended = ended.sum()
+
+        def mean_over_ended(x):  # NaN when no episode ended during this update
+            return jnp.where(n_ended > 0, (x * ended).sum() / jnp.maximum(n_ended, 1), jnp.nan)
+
         metrics = {
             "env_steps": state.update * batch_size,
-            "episode_return": jnp.where(n_ended > 0, (traj.info["returned_episode_returns"] * ended).sum() / jnp.maximum(n_ended, 1), jnp.nan),
-            "episode_length": jnp.where(n_ended > 0, (traj.info["returned_episode_lengths"] * ended).sum() / jnp.maximum(n_ended, 1), jnp.nan),
+            "episode_return": mean_over_ended(traj.info["returned_episode_returns"]),
+            "episode_length": mean_over_ended(traj.info["returned_episode_lengths"]),
             "episodes": n_ended,
             **jax.tree.map(jnp.mean, stats),
         }

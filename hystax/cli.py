@@ -173,7 +173,9 @@ def _train(args, rest) -> int:
     from hystax.runner import train
 
     config = None
-    if args.preset and module is not None:
+    if args.preset:
+        if module is None:
+            raise HystaxError("--preset needs an agent (a resumed run keeps its own config)")
         presets = getattr(module, "PRESETS", {})
         if args.env not in presets:
             raise HystaxError(f"{args.agent} has no preset for {args.env!r}; presets exist for "
