@@ -7,6 +7,7 @@
 """
 
 from hystax.envs.check import check_env
+from hystax.envs import popgym as _popgym
 from hystax.envs.registry import is_registered, make, names, register
 from hystax.envs.wrappers import (
     BatchEnv,
@@ -26,3 +27,5 @@ __all__ = [
     "PreviousActionReward",
     "BatchEnv",
 ]
+
+_popgym.register_all()
