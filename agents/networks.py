@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import numpy as np
 
-ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu}
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "leaky_relu": nn.leaky_relu}
 
 
 class MLP(nn.Module):
@@ -47,3 +47,32 @@ class ActorCritic(nn.Module):
             return head, value
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
         return (head, log_std), value
+
+
+class RecurrentActorCritic(nn.Module):
+    """Encoder -> memory (:class:`~hystax.agents.memory.SequenceModel`) -> actor and critic.
+
+    ``(carry, obs [T, B, obs_dim], starts [T, B]) -> (carry, (policy_params, value [T, B]))``
+    with ``policy_params`` as in :class:`ActorCritic`. The encoder is an MLP of
+    ``encoder_sizes`` then a Dense to the memory's ``d_model``; the heads are MLPs of
+    ``hidden_sizes``.
+    """
+
+    action_dim: int
+    discrete: bool
+    memory: nn.Module
+    encoder_sizes: Sequence[int] = (64,)
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "leaky_relu"
+
+    @nn.compact
+    def __call__(self, carry, obs, starts):
+        x = MLP(self.encoder_sizes, self.memory.d_model, self.activation,
+                out_scale=np.sqrt(2))(obs)
+        carry, x = self.memory(carry, (ACTIVATIONS[self.activation](x), starts))
+        value = MLP(self.hidden_sizes, 1, self.activation, out_scale=1.0)(x)[..., 0]
+        head = MLP(self.hidden_sizes, self.action_dim, self.activation, out_scale=0.01)(x)
+        if self.discrete:
+            return carry, (head, value)
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return carry, ((head, log_std), value)

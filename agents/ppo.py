@@ -23,8 +23,9 @@ import optax
 from gymnax.environments import spaces
 
 from hystax.agents.api import Algorithm, make_train_from
+from hystax.agents.memory import validate_memory
 from hystax.agents.networks import ACTIVATIONS, ActorCritic
-from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation
+from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation, PreviousActionReward
 from hystax.errors import HystaxError, require
 
 
@@ -48,10 +49,24 @@ class Config:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     reward_scale: float = 1.0
+    prev_action_reward: bool = False  # append previous action, reward, is-first to obs
+    # Memory (recurrent PPO, agents/recurrent_ppo.py) when memory != "none":
+    memory: str = "none"  # "none" (this file's MLP PPO), "s5", "s4d", "gru", "lstm", "mlp"
+    memory_layers: int = 1
+    d_model: int = 64
+    state_size: int = 64
+    ssm_blocks: int = 1
+    conj_sym: bool = True
+    discretization: str = "zoh"
+    clip_eigs: bool = False
+    s4d_init: str = "lin"
+    layer_norm: bool = False
+    encoder_sizes: tuple[int, ...] = (64,)
+    ssm_lr_scale: float = 1.0  # learning rate of S5/S4D's Λ, B, log Δ relative to lr
 
     HPARAMS: ClassVar[tuple[str, ...]] = (
         "lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
-        "reward_scale")
+        "reward_scale", "ssm_lr_scale")
 
     def __post_init__(self):
         for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs",
@@ -60,10 +75,20 @@ class Config:
             require(float(value).is_integer() and value > 0,
                     f"{name} must be a positive integer, got {value}")
             object.__setattr__(self, name, int(value))  # 1e6 from Python or JSON -> 1000000
-        sizes = (self.hidden_sizes,) if np.ndim(self.hidden_sizes) == 0 else self.hidden_sizes
-        require(len(sizes) > 0 and all(float(h).is_integer() and h > 0 for h in sizes),
-                f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
+        for name in ("hidden_sizes", "encoder_sizes"):
+            value = getattr(self, name)
+            sizes = (value,) if np.ndim(value) == 0 else value
+            require((len(sizes) > 0 or name == "encoder_sizes")
+                    and all(float(h).is_integer() and h > 0 for h in sizes),
+                    f"{name} must be positive integers, got {value}")
+            object.__setattr__(self, name, tuple(int(h) for h in sizes))
+        if self.memory != "none":
+            validate_memory(self.memory, self.d_model, self.memory_layers, self.state_size,
+                            self.ssm_blocks, self.conj_sym, self.discretization, self.s4d_init)
+            require(self.num_envs % self.num_minibatches == 0,
+                    f"recurrent PPO splits whole trajectories into minibatches: num_envs = "
+                    f"{self.num_envs} is not divisible by num_minibatches = "
+                    f"{self.num_minibatches}")
         batch = self.num_envs * self.num_steps
         require(batch % self.num_minibatches == 0,
                 f"num_envs * num_steps = {batch} is not divisible by num_minibatches = "
@@ -80,7 +105,7 @@ class Config:
         for name in ("gamma", "gae_lambda"):
             require(0 <= getattr(self, name) <= 1,
                     f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("ent_coef", "vf_coef"):
+        for name in ("ent_coef", "vf_coef", "ssm_lr_scale"):
             require(getattr(self, name) >= 0,
                     f"{name} must be non-negative, got {getattr(self, name)}")
 
@@ -163,11 +188,57 @@ def gae_advantages(t: Transition, final_values, gamma, gae_lambda):
     return adv, adv + t.value
 
 
+def clipped_ppo_loss(pi, value, batch, advantages, targets, hparams):
+    """PPO's loss on a minibatch: clipped surrogate + ``vf_coef`` x clipped value loss
+    - ``ent_coef`` x entropy, advantages normalised over the minibatch.
+
+    ``pi``/``value`` are the current policy and values on ``batch`` (any leading shape);
+    ``batch`` holds the rollout's ``action``, ``log_prob`` and ``value``.
+    Returns ``(loss, stats)``.
+    """
+    log_prob = pi.log_prob(batch.action)
+    value_clipped = batch.value + jnp.clip(value - batch.value, -hparams["clip_eps"],
+                                           hparams["clip_eps"])
+    value_loss = 0.5 * jnp.maximum(jnp.square(value - targets),
+                                   jnp.square(value_clipped - targets)).mean()
+    ratio = jnp.exp(log_prob - batch.log_prob)
+    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    policy_loss = -jnp.minimum(
+        ratio * adv,
+        jnp.clip(ratio, 1.0 - hparams["clip_eps"], 1.0 + hparams["clip_eps"]) * adv).mean()
+    entropy = pi.entropy().mean()
+    total = policy_loss + hparams["vf_coef"] * value_loss - hparams["ent_coef"] * entropy
+    stats = {"value_loss": value_loss, "policy_loss": policy_loss, "entropy": entropy,
+             "approx_kl": ((ratio - 1.0) - jnp.log(ratio)).mean(),
+             "clip_fraction": (jnp.abs(ratio - 1.0) > hparams["clip_eps"]).mean()}
+    return total, stats
+
+
+def episode_metrics(info) -> dict[str, jax.Array]:
+    """Mean return/length of the episodes that ended during one rollout (NaN if none)
+    and their count, from ``EpisodeStatistics``' info ``[T, num_envs]``."""
+    ended = info["returned_episode"]
+    n_ended = ended.sum()
+
+    def mean_over_ended(x):
+        return jnp.where(n_ended > 0, (x * ended).sum() / jnp.maximum(n_ended, 1), jnp.nan)
+
+    return {"episode_return": mean_over_ended(info["returned_episode_returns"]),
+            "episode_length": mean_over_ended(info["returned_episode_lengths"]),
+            "episodes": n_ended}
+
+
 def make_algorithm(config: Config, env, env_params) -> Algorithm:
-    """PPO as ``init(key, hparams)`` / ``update(state)`` for one seed."""
+    """PPO as ``init(key, hparams)`` / ``update(state)`` for one seed (recurrent PPO,
+    :mod:`hystax.agents.recurrent_ppo`, when ``config.memory != "none"``)."""
+    if config.memory != "none":
+        from hystax.agents import recurrent_ppo
+        return recurrent_ppo.make_algorithm(config, env, env_params)
     obs_shape = env.observation_space(env_params).shape
     if len(obs_shape) != 1:
         env = FlattenObservation(env)
+    if config.prev_action_reward:
+        env = PreviousActionReward(env, env_params)
     env = BatchEnv(EpisodeStatistics(env), config.num_envs)
     action_space = env.action_space(env_params)
     discrete = isinstance(action_space, spaces.Discrete)
@@ -222,23 +293,8 @@ def make_algorithm(config: Config, env, env_params) -> Algorithm:
 
     def loss_fn(params, hparams, batch: Transition, advantages, targets):
         policy_out, value = network.apply(params, batch.obs)
-        pi = policy_distribution(policy_out, discrete)
-        log_prob = pi.log_prob(batch.action)
-        value_clipped = batch.value + jnp.clip(value - batch.value, -hparams["clip_eps"],
-                                               hparams["clip_eps"])
-        value_loss = 0.5 * jnp.maximum(jnp.square(value - targets),
-                                       jnp.square(value_clipped - targets)).mean()
-        ratio = jnp.exp(log_prob - batch.log_prob)
-        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = -jnp.minimum(
-            ratio * adv,
-            jnp.clip(ratio, 1.0 - hparams["clip_eps"], 1.0 + hparams["clip_eps"]) * adv).mean()
-        entropy = pi.entropy().mean()
-        total = policy_loss + hparams["vf_coef"] * value_loss - hparams["ent_coef"] * entropy
-        stats = {"value_loss": value_loss, "policy_loss": policy_loss, "entropy": entropy,
-                 "approx_kl": ((ratio - 1.0) - jnp.log(ratio)).mean(),
-                 "clip_fraction": (jnp.abs(ratio - 1.0) > hparams["clip_eps"]).mean()}
-        return total, stats
+        return clipped_ppo_loss(policy_distribution(policy_out, discrete), value, batch,
+                                advantages, targets, hparams)
 
     def update(state: TrainState):
         state, traj = jax.lax.scan(env_step, state, None, length=config.num_steps)
@@ -272,19 +328,8 @@ def make_algorithm(config: Config, env, env_params) -> Algorithm:
             epoch, (state.params, state.opt_state, state.key), None, length=config.update_epochs)
         state = state.replace(params=params, opt_state=opt_state, key=key,
                               update=state.update + 1)
-        ended = traj.info["returned_episode"]
-        n_ended = ended.sum()
-
-        def mean_over_ended(x):  # NaN when no episode ended during this update
-            return jnp.where(n_ended > 0, (x * ended).sum() / jnp.maximum(n_ended, 1), jnp.nan)
-
-        metrics = {
-            "env_steps": state.update * batch_size,
-            "episode_return": mean_over_ended(traj.info["returned_episode_returns"]),
-            "episode_length": mean_over_ended(traj.info["returned_episode_lengths"]),
-            "episodes": n_ended,
-            **jax.tree.map(jnp.mean, stats),
-        }
+        metrics = {"env_steps": state.update * batch_size, **episode_metrics(traj.info),
+                   **jax.tree.map(jnp.mean, stats)}
         return state, metrics
 
     return Algorithm(init, update, config.num_updates, batch_size)

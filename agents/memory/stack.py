@@ -1,0 +1,169 @@
+"""``SequenceModel``: a stack of memory layers behind one interface.
+
+>>> model = SequenceModel("s5", d_model=64, num_layers=2)
+>>> carry = model.initialize_carry(batch=8)                   # [layers, 8, ...]
+>>> params = model.init(key, carry, (x, starts))              # x [T, 8, 64], starts [T, 8]
+>>> carry, y = model.apply(params, carry, (x, starts))        # y [T, 8, 64]
+>>> carry, y_t = model.apply(params, carry, x_t, start_t, method="step")   # one step
+
+Each layer is ``x + mix(core(norm(x)))``: ``core`` one of S5, S4D (reset-aware parallel
+scan), GRU, LSTM (sequential scan with resets) or a memoryless MLP; ``mix`` is GELU then a
+GLU ``out1(y) * sigmoid(out2(y))`` for the SSMs and the identity for the others; ``norm`` an
+optional LayerNorm. The layers are stacked with ``nn.scan`` over a layer axis, so compile
+time does not grow with depth.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hystax.agents.memory.rnn import GRULayer, LSTMLayer, MLPLayer
+from hystax.agents.memory.ssm import DISCRETIZATIONS, S4D_INITS, S4DLayer, S5Layer
+from hystax.errors import require, unknown_name
+
+MODELS = ("s5", "s4d", "gru", "lstm", "mlp")
+SSM_PARAMS = ("lambda_re", "lambda_im", "b", "log_step")
+"""Parameter names of the SSM layers' own dynamics (Λ, B, log Δ)."""
+
+
+class _Block(nn.Module):
+    """One residual layer; scanned over the layer axis by :class:`SequenceModel`."""
+
+    model: str
+    d_model: int
+    state_size: int
+    blocks: int
+    conj_sym: bool
+    discretization: str
+    clip_eigs: bool
+    s4d_init: str
+    layer_norm: bool
+
+    def core(self) -> nn.Module:
+        if self.model == "s5":
+            return S5Layer(self.d_model, self.state_size, self.blocks, self.conj_sym,
+                           self.discretization, self.clip_eigs, name="core")
+        if self.model == "s4d":
+            return S4DLayer(self.d_model, self.state_size, self.s4d_init, self.discretization,
+                            name="core")
+        layer = {"gru": GRULayer, "lstm": LSTMLayer, "mlp": MLPLayer}[self.model]
+        return layer(self.d_model, name="core")
+
+    @nn.compact
+    def __call__(self, x, carry, starts):
+        y = nn.LayerNorm()(x) if self.layer_norm else x
+        carry, y = self.core()(carry, y, starts)
+        if self.model in ("s5", "s4d"):
+            y = nn.gelu(y)
+            y = nn.Dense(self.d_model)(y) * nn.sigmoid(nn.Dense(self.d_model)(y))
+        return x + y, carry
+
+
+class SequenceModel(nn.Module):
+    """A stack of ``num_layers`` memory layers of width ``d_model`` (time-major).
+
+    Attributes:
+      model: "s5", "s4d", "gru", "lstm" or "mlp".
+      d_model: feature width H of inputs and outputs.
+      num_layers: stacked layers (scanned, one compile for any depth).
+      state_size: SSM states P per layer (S5; S4D: per channel); even with conj_sym.
+      blocks: S5's HiPPO-N blocks on the diagonal (divides state_size).
+      conj_sym: keep half of S5's conjugate eigenvalue pairs.
+      discretization: "zoh" or "bilinear" (SSMs).
+      clip_eigs: clamp S5's Re Λ <= -1e-4 (long or unbounded sequences).
+      s4d_init: "lin" or "inv".
+      layer_norm: pre-LayerNorm in each layer.
+    """
+
+    model: str = "s5"
+    d_model: int = 64
+    num_layers: int = 1
+    state_size: int = 64
+    blocks: int = 1
+    conj_sym: bool = True
+    discretization: str = "zoh"
+    clip_eigs: bool = False
+    s4d_init: str = "lin"
+    layer_norm: bool = False
+
+    def __post_init__(self):
+        validate_memory(self.model, self.d_model, self.num_layers, self.state_size,
+                        self.blocks, self.conj_sym, self.discretization, self.s4d_init)
+        super().__post_init__()
+
+    def _block_settings(self) -> dict:
+        return dict(model=self.model, d_model=self.d_model, state_size=self.state_size,
+                    blocks=self.blocks, conj_sym=self.conj_sym,
+                    discretization=self.discretization, clip_eigs=self.clip_eigs,
+                    s4d_init=self.s4d_init, layer_norm=self.layer_norm)
+
+    def carry_spec(self, batch: int) -> jax.ShapeDtypeStruct:
+        """Shape and dtype of the carry for ``batch`` sequences: ``[num_layers, batch, ...]``."""
+        half = self.state_size // 2
+        per_layer = {
+            "s5": (batch, half if self.conj_sym else self.state_size),
+            "s4d": (batch, self.d_model * half),
+            "gru": (batch, self.d_model),
+            "lstm": (batch, 2, self.d_model),  # (cell, hidden)
+            "mlp": (batch, 1),  # unused
+        }[self.model]
+        dtype = jnp.complex64 if self.model in ("s5", "s4d") else jnp.float32
+        return jax.ShapeDtypeStruct((self.num_layers, *per_layer), dtype)
+
+    def initialize_carry(self, batch: int) -> jax.Array:
+        """The zero state for ``batch`` sequences."""
+        spec = self.carry_spec(batch)
+        return jnp.zeros(spec.shape, spec.dtype)
+
+    @nn.compact
+    def __call__(self, carry, inputs):
+        """``(carry, (x [T, B, H], starts [T, B])) -> (carry, y [T, B, H])``."""
+        x, starts = inputs
+        x, starts = jnp.asarray(x), jnp.asarray(starts)
+        require(x.ndim == 3 and x.shape[-1] == self.d_model,
+                f"{self.model}: inputs must be time-major [T, B, {self.d_model}], "
+                f"got shape {x.shape}")
+        require(starts.shape == x.shape[:2],
+                f"{self.model}: starts must have shape [T, B] = {x.shape[:2]}, got {starts.shape}")
+        expected = self.carry_spec(x.shape[1])
+        require(getattr(carry, "shape", None) == expected.shape
+                and getattr(carry, "dtype", None) == expected.dtype,
+                f"{self.model}: carry must be {expected.dtype.name}{list(expected.shape)} "
+                f"(from initialize_carry({x.shape[1]})), got "
+                f"{getattr(getattr(carry, 'dtype', None), 'name', type(carry).__name__)}"
+                f"{list(getattr(carry, 'shape', []))} — a carry from another model or batch?")
+        layers = nn.scan(_Block, variable_axes={"params": 0}, split_rngs={"params": True},
+                         in_axes=(0, nn.broadcast), length=self.num_layers)
+        y, carry = layers(**self._block_settings(), name="layers")(
+            x.astype(jnp.float32), carry, starts.astype(bool))
+        return carry, y
+
+    def step(self, carry, x, start):
+        """One step for acting: ``x [B, H]``, ``start [B]`` -> ``(carry, y [B, H])``."""
+        carry, y = self(carry, (jnp.asarray(x)[None], jnp.asarray(start)[None]))
+        return carry, y[0]
+
+
+def validate_memory(model, d_model, num_layers, state_size, blocks, conj_sym,
+                    discretization, s4d_init) -> None:
+    """Raise HystaxError on a memory setting that cannot work."""
+    if model not in MODELS:
+        raise unknown_name("memory model", model, MODELS)
+    for name, value in (("d_model", d_model), ("num_layers", num_layers),
+                        ("state_size", state_size), ("blocks", blocks)):
+        require(isinstance(value, int) and value > 0,
+                f"{name} must be a positive integer, got {value!r}")
+    require(discretization in DISCRETIZATIONS,
+            f"unknown discretization {discretization!r}; choose from {', '.join(DISCRETIZATIONS)}")
+    require(s4d_init in S4D_INITS, f"unknown s4d_init {s4d_init!r}; choose from "
+            f"{', '.join(S4D_INITS)}")
+    if model == "s5":
+        require(state_size % blocks == 0,
+                f"S5 state_size {state_size} is not divisible by blocks {blocks}")
+        require(not conj_sym or (state_size // blocks) % 2 == 0,
+                f"S5 with conj_sym needs an even block size, got state_size {state_size} / "
+                f"blocks {blocks}")
+    if model == "s4d":
+        require(state_size % 2 == 0, f"S4D state_size must be even, got {state_size}")

@@ -1,0 +1,203 @@
+"""Recurrent PPO: PPO whose policy carries a memory (S5, S4D, GRU, LSTM or MLP).
+
+Used by :mod:`hystax.agents.ppo` when ``config.memory != "none"``
+(``hystax train ppo --memory s5 --env popgym/RepeatPreviousEasy``).
+
+* Acting: the memory steps one observation at a time; ``starts`` is the *previous* step's
+  done (gymnax auto-resets inside ``step``, so the observation after a done is the next
+  episode's first), so the state is zeroed inside the memory exactly there.
+* Learning: the carry at the start of each rollout is stored; minibatches are whole
+  trajectories (envs permuted and split), re-run from that carry with the same ``starts``.
+* GAE is cut at every episode end and bootstrapped through truncations with
+  ``V(final_observation)`` evaluated from the pre-reset memory state: each acting step
+  also evaluates the previous step's final observation from the same carry (one batched
+  call), so no extra pass is needed.
+* ``ssm_lr_scale`` scales the updates of S5/S4D's Λ, B and log Δ relative to ``lr``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from gymnax.environments import spaces
+
+from hystax.agents.api import Algorithm
+from hystax.agents.memory import SSM_PARAMS, SequenceModel
+from hystax.agents.networks import RecurrentActorCritic
+from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation, PreviousActionReward
+from hystax.errors import HystaxError
+
+
+class RecurrentTrainState(flax.struct.PyTreeNode):
+    """One seed's training state; env-batched leaves are ``[num_envs, ...]``."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array  # [num_envs, obs_dim]
+    start: jax.Array  # [num_envs] bool: obs is the first of an episode
+    final_obs: jax.Array  # [num_envs, obs_dim]: last step's pre-reset observation
+    carry: jax.Array  # [layers, num_envs, ...]: memory state before ``obs``
+    key: jax.Array
+    update: jax.Array
+    hparams: dict[str, jax.Array]
+
+
+class RecurrentTransition(flax.struct.PyTreeNode):
+    """One acting step; leaves ``[num_envs, ...]`` (``[T, num_envs, ...]`` after the scan).
+
+    ``previous_final_value`` is V(final observation of the *previous* step)."""
+
+    obs: jax.Array
+    start: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    done: jax.Array
+    previous_final_value: jax.Array
+    info: dict
+
+
+def memory_model(config) -> SequenceModel:
+    """The :class:`SequenceModel` described by a PPO ``config``."""
+    return SequenceModel(config.memory, config.d_model, config.memory_layers, config.state_size,
+                         config.ssm_blocks, config.conj_sym, config.discretization,
+                         config.clip_eigs, config.s4d_init, config.layer_norm)
+
+
+def scale_ssm_updates(updates, factor):
+    """``updates`` with the SSM dynamics' leaves (Λ, B, log Δ of S5/S4D) times ``factor``."""
+    def scale(path, leaf):
+        names = [getattr(p, "key", None) for p in path]
+        is_ssm = "core" in names and names[-1] in SSM_PARAMS
+        return leaf * factor if is_ssm else leaf
+    return jax.tree_util.tree_map_with_path(scale, updates)
+
+
+def make_algorithm(config, env, env_params) -> Algorithm:
+    """Recurrent PPO as ``init(key, hparams)`` / ``update(state)`` for one seed."""
+    from hystax.agents.ppo import (clipped_ppo_loss, episode_metrics, gae_advantages,
+                                   make_optimizer, policy_distribution)
+
+    if len(env.observation_space(env_params).shape) != 1:
+        env = FlattenObservation(env)
+    if config.prev_action_reward:
+        env = PreviousActionReward(env, env_params)
+    env = BatchEnv(EpisodeStatistics(env), config.num_envs)
+    action_space = env.action_space(env_params)
+    discrete = isinstance(action_space, spaces.Discrete)
+    if discrete:
+        action_dim = int(action_space.n)
+    elif isinstance(action_space, spaces.Box):
+        action_dim = int(np.prod(action_space.shape))
+        low = jnp.broadcast_to(jnp.asarray(action_space.low, jnp.float32), action_space.shape)
+        high = jnp.broadcast_to(jnp.asarray(action_space.high, jnp.float32), action_space.shape)
+    else:
+        raise HystaxError("recurrent PPO supports Discrete and Box action spaces, not "
+                          f"{type(action_space).__name__}")
+    memory = memory_model(config)
+    network = RecurrentActorCritic(action_dim, discrete, memory, config.encoder_sizes,
+                                   config.hidden_sizes, config.activation)
+    n_envs, n_mb = config.num_envs, config.num_minibatches
+    envs_per_minibatch = n_envs // n_mb
+
+    def to_env_action(action):
+        if discrete:
+            return action
+        return jnp.clip(action.reshape((-1, *action_space.shape)), low, high)
+
+    def optimizer(state, hparams):
+        lr = hparams["lr"]
+        if config.anneal_lr:
+            lr = lr * (1.0 - state.update.astype(jnp.float32) / config.num_updates)
+        return make_optimizer(hparams, lr)
+
+    def init(key, hparams):
+        key, k_net, k_env = jax.random.split(key, 3)
+        obs, env_state = env.reset(k_env, env_params)
+        carry = memory.initialize_carry(n_envs)
+        start = jnp.ones((n_envs,), bool)
+        params = network.init(k_net, carry, obs[None], start[None])
+        opt_state = make_optimizer(hparams, hparams["lr"]).init(params)
+        return RecurrentTrainState(params, opt_state, env_state, obs, start, obs, carry, key,
+                                   jnp.zeros((), jnp.int32), hparams)
+
+    def env_step(state: RecurrentTrainState, _):
+        key, k_act, k_env = jax.random.split(state.key, 3)
+        # act on obs and value the previous final obs from the same carry, in one call
+        both = lambda a, b, axis=0: jnp.concatenate([a, b], axis)  # noqa: E731
+        carry2, (policy_out, value) = network.apply(
+            state.params, both(state.carry, state.carry, 1),
+            both(state.obs, state.final_obs)[None],
+            both(state.start, jnp.zeros_like(state.start))[None])
+        carry = carry2[:, :n_envs]
+        policy_out = jax.tree.map(lambda x: x[0, :n_envs] if x.ndim > 1 else x, policy_out)
+        value, previous_final_value = value[0, :n_envs], value[0, n_envs:]
+        pi = policy_distribution(policy_out, discrete)
+        action = pi.sample(seed=k_act)
+        obs, env_state, reward, terminated, truncated, info = env.step(
+            k_env, state.env_state, to_env_action(action), env_params)
+        done = jnp.logical_or(terminated, truncated)
+        transition = RecurrentTransition(
+            state.obs, state.start, action, pi.log_prob(action), value,
+            reward.astype(jnp.float32) * state.hparams["reward_scale"],
+            terminated.astype(jnp.float32), done.astype(jnp.float32), previous_final_value,
+            {k: info[k] for k in ("returned_episode", "returned_episode_returns",
+                                  "returned_episode_lengths")})
+        state = state.replace(env_state=env_state, obs=obs, start=done,
+                              final_obs=info["final_observation"], carry=carry, key=key)
+        return state, transition
+
+    def loss_fn(params, hparams, carry, batch: RecurrentTransition, advantages, targets):
+        _, (policy_out, value) = network.apply(params, carry, batch.obs, batch.start)
+        return clipped_ppo_loss(policy_distribution(policy_out, discrete), value, batch,
+                                advantages, targets, hparams)
+
+    def update(state: RecurrentTrainState):
+        rollout_carry = state.carry
+        state, traj = jax.lax.scan(env_step, state, None, length=config.num_steps)
+        hp = state.hparams
+        _, (_, last_final_value) = network.apply(state.params, state.carry,
+                                                 state.final_obs[None],
+                                                 jnp.zeros_like(state.start)[None])
+        final_values = jnp.concatenate([traj.previous_final_value[1:], last_final_value])
+        advantages, targets = gae_advantages(traj, final_values, hp["gamma"], hp["gae_lambda"])
+        tx = optimizer(state, hp)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        data = (rollout_carry, traj.replace(info={}), advantages, targets)
+
+        def epoch(carry, _):
+            params, opt_state, key = carry
+            key, k_perm = jax.random.split(key)
+            groups = jax.random.permutation(k_perm, n_envs).reshape(n_mb, envs_per_minibatch)
+
+            def minibatch_step(carry, envs):
+                params, opt_state = carry
+                mem, batch, adv, tgt = data
+                mb = (mem[:, envs], jax.tree.map(lambda x: x[:, envs], batch), adv[:, envs],
+                      tgt[:, envs])
+                (_, stats), grads = grad_fn(params, hp, *mb)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                updates = scale_ssm_updates(updates, hp["ssm_lr_scale"])
+                return (optax.apply_updates(params, updates), opt_state), stats
+
+            (params, opt_state), stats = jax.lax.scan(minibatch_step, (params, opt_state),
+                                                      groups)
+            return (params, opt_state, key), stats
+
+        (params, opt_state, key), stats = jax.lax.scan(
+            epoch, (state.params, state.opt_state, state.key), None, length=config.update_epochs)
+        state = state.replace(params=params, opt_state=opt_state, key=key,
+                              update=state.update + 1)
+        metrics = {"env_steps": state.update * n_envs * config.num_steps,
+                   **episode_metrics(traj.info), **jax.tree.map(jnp.mean, stats)}
+        return state, metrics
+
+    return Algorithm(init, update, config.num_updates, n_envs * config.num_steps)
