@@ -34,6 +34,7 @@ class Algorithm(NamedTuple):
     update: Callable[[Any], tuple[Any, Metrics]]
     num_updates: int
     steps_per_update: int  # env steps consumed by one update
+    extras: Mapping[str, Any] = {}  # family-specific pieces exposed for tests and tools
 
 
 def default_hparams(config) -> dict[str, jax.Array]:

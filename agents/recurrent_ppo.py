@@ -25,11 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from gymnax.environments import spaces
-
 from hystax.agents.api import Algorithm
 from hystax.agents.memory import SSM_PARAMS, SequenceModel
 from hystax.agents.networks import RecurrentActorCritic
-from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation, PreviousActionReward
+from hystax.envs import (
+    BatchEnv,
+    EpisodeStatistics,
+    FlattenObservation,
+    PreviousActionReward,
+)
+
 from hystax.errors import HystaxError
 
 
@@ -61,6 +66,7 @@ class RecurrentTransition(flax.struct.PyTreeNode):
     reward: jax.Array
     terminated: jax.Array
     done: jax.Array
+    final_obs: jax.Array  # pre-reset next observation
     previous_final_value: jax.Array
     info: dict
 
@@ -83,8 +89,13 @@ def scale_ssm_updates(updates, factor):
 
 def make_algorithm(config, env, env_params) -> Algorithm:
     """Recurrent PPO as ``init(key, hparams)`` / ``update(state)`` for one seed."""
-    from hystax.agents.ppo import (clipped_ppo_loss, episode_metrics, gae_advantages,
-                                   make_optimizer, policy_distribution)
+    from hystax.agents.ppo import (
+        clipped_ppo_loss,
+        episode_metrics,
+        gae_advantages,
+        make_optimizer,
+        policy_distribution,
+    )
 
     if len(env.observation_space(env_params).shape) != 1:
         env = FlattenObservation(env)
@@ -132,7 +143,7 @@ def make_algorithm(config, env, env_params) -> Algorithm:
     def env_step(state: RecurrentTrainState, _):
         key, k_act, k_env = jax.random.split(state.key, 3)
         # act on obs and value the previous final obs from the same carry, in one call
-        both = lambda a, b, axis=0: jnp.concatenate([a, b], axis)  # noqa: E731
+        both = lambda a, b, axis=0: jnp.concatenate([a, b], axis)
         carry2, (policy_out, value) = network.apply(
             state.params, both(state.carry, state.carry, 1),
             both(state.obs, state.final_obs)[None],
@@ -148,7 +159,8 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         transition = RecurrentTransition(
             state.obs, state.start, action, pi.log_prob(action), value,
             reward.astype(jnp.float32) * state.hparams["reward_scale"],
-            terminated.astype(jnp.float32), done.astype(jnp.float32), previous_final_value,
+            terminated.astype(jnp.float32), done.astype(jnp.float32), info["final_observation"],
+            previous_final_value,
             {k: info[k] for k in ("returned_episode", "returned_episode_returns",
                                   "returned_episode_lengths")})
         state = state.replace(env_state=env_state, obs=obs, start=done,
@@ -160,14 +172,20 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         return clipped_ppo_loss(policy_distribution(policy_out, discrete), value, batch,
                                 advantages, targets, hparams)
 
-    def update(state: RecurrentTrainState):
+    def collect(state: RecurrentTrainState):
+        """One rollout: ``(state, (rollout-start carry, traj, final_values))``, where
+        ``final_values[t] = V(final_obs_t)`` from the pre-reset memory state."""
         rollout_carry = state.carry
         state, traj = jax.lax.scan(env_step, state, None, length=config.num_steps)
-        hp = state.hparams
         _, (_, last_final_value) = network.apply(state.params, state.carry,
                                                  state.final_obs[None],
                                                  jnp.zeros_like(state.start)[None])
         final_values = jnp.concatenate([traj.previous_final_value[1:], last_final_value])
+        return state, (rollout_carry, traj, final_values)
+
+    def update(state: RecurrentTrainState):
+        state, (rollout_carry, traj, final_values) = collect(state)
+        hp = state.hparams
         advantages, targets = gae_advantages(traj, final_values, hp["gamma"], hp["gae_lambda"])
         tx = optimizer(state, hp)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -200,4 +218,5 @@ def make_algorithm(config, env, env_params) -> Algorithm:
                    **episode_metrics(traj.info), **jax.tree.map(jnp.mean, stats)}
         return state, metrics
 
-    return Algorithm(init, update, config.num_updates, n_envs * config.num_steps)
+    return Algorithm(init, update, config.num_updates, n_envs * config.num_steps,
+                     extras={"collect": collect, "network": network})

@@ -18,14 +18,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from hystax.agents.memory.scan import reset_aware_scan
 
 DISCRETIZATIONS = ("zoh", "bilinear")
 S4D_INITS = ("lin", "inv")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hippo_n_eig(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues ``[size]`` and unitary eigenvectors ``[size, size]`` of HiPPO-N.
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-
 from hystax.agents.memory.rnn import GRULayer, LSTMLayer, MLPLayer
 from hystax.agents.memory.ssm import DISCRETIZATIONS, S4D_INITS, S4DLayer, S5Layer
+
 from hystax.errors import require, unknown_name
 
 MODELS = ("s5", "s4d", "gru", "lstm", "mlp")

@@ -1,0 +1,212 @@
+"""Memory models: the reset-aware scan against a sequential loop, every model's parallel
+application against stepping, initialisation facts, and clear errors on bad input."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hystax.agents.memory import (
+    MODELS,
+    SequenceModel,
+    reset_aware_loop,
+    reset_aware_scan,
+)
+from hystax.agents.memory.ssm import discretize, hippo_n_eig, s5_init
+
+from hystax.errors import HystaxError
+
+scan = jax.jit(reset_aware_scan, static_argnames="time_axis")
+loop = jax.jit(reset_aware_loop)
+
+
+def _problem(seed, t, b, p, reset_prob):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.3, 1.0, (p,)) * np.exp(1j * rng.uniform(-np.pi, np.pi, (p,)))
+    bu = rng.normal(size=(t, b, p)) + 1j * rng.normal(size=(t, b, p))
+    starts = rng.random((t, b)) < reset_prob
+    h0 = rng.normal(size=(b, p)) + 1j * rng.normal(size=(b, p))
+    return a, bu, starts, h0
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.mark.parametrize("case", ["random", "start_at_0", "all", "none"])
+def test_scan_matches_sequential_loop_in_float64(x64, case):
+    a, bu, starts, h0 = _problem(0, 64, 3, 5, 0.1)
+    if case == "start_at_0":
+        starts[0] = True
+    elif case == "all":
+        starts[:] = True
+    elif case == "none":
+        starts[:] = False
+    h, h_last = scan(a, bu, starts, h0)
+    ref, ref_last = loop(a, bu, starts, h0)
+    assert h.dtype == jnp.complex128
+    np.testing.assert_allclose(h, ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(h_last, ref_last, rtol=0, atol=1e-10)
+    if case == "all":  # every step forgets: h_t = b_t
+        np.testing.assert_allclose(h, bu, atol=1e-12)
+
+
+def test_scan_batch_major_and_time_varying_decay(x64):
+    a, bu, starts, h0 = _problem(1, 40, 2, 3, 0.1)
+    a_t = np.random.default_rng(2).uniform(0.1, 1.0, bu.shape)  # per-step decay
+    ref, ref_last = loop(a_t, bu, starts, h0)
+    h, h_last = scan(a_t.swapaxes(0, 1), bu.swapaxes(0, 1), starts.T, h0,
+                                 time_axis=1)
+    np.testing.assert_allclose(h.swapaxes(0, 1), ref, atol=1e-10)
+    np.testing.assert_allclose(h_last, ref_last, atol=1e-10)
+
+
+def test_scan_carry_splits_a_sequence(x64):
+    """Scanning two halves with the carried state equals one scan of the whole."""
+    a, bu, starts, h0 = _problem(3, 50, 2, 4, 0.1)
+    h, _ = scan(a, bu, starts, h0)
+    h1, mid = scan(a, bu[:23], starts[:23], h0)
+    h2, _ = scan(a, bu[23:], starts[23:], mid)
+    np.testing.assert_allclose(np.concatenate([h1, h2]), h, atol=1e-10)
+
+
+def test_scan_gradients_are_finite_and_match_loop(x64):
+    a, bu, starts, h0 = _problem(4, 32, 2, 3, 0.1)
+    real_a, h0 = np.abs(a), h0.real
+
+    def loss(fn, a, bu):
+        h, last = fn(a, bu, starts, h0)
+        return jnp.sum(jnp.abs(h) ** 2) + jnp.sum(jnp.abs(last))
+
+    g = jax.grad(lambda a, b: loss(scan, a, b), argnums=(0, 1))(real_a, bu.real)
+    g_ref = jax.grad(lambda a, b: loss(loop, a, b), argnums=(0, 1))(real_a, bu.real)
+    for x, y in zip(g, g_ref):
+        assert np.all(np.isfinite(x))
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=12, deadline=None)
+@given(t=st.integers(1, 33), b=st.integers(1, 2), p=st.integers(1, 3),
+       reset_prob=st.sampled_from([0.0, 0.1, 0.5, 1.0]), seed=st.integers(0, 10_000))
+def test_scan_matches_loop_hypothesis(t, b, p, reset_prob, seed):
+    with jax.enable_x64(True):
+        a, bu, starts, h0 = _problem(seed, t, b, p, reset_prob)
+        h, last = scan(a, bu, starts, h0)
+        ref, ref_last = loop(a, bu, starts, h0)
+        np.testing.assert_allclose(h, ref, atol=1e-10)
+        np.testing.assert_allclose(last, ref_last, atol=1e-10)
+
+
+def test_scan_rejects_bad_shapes():
+    a, bu, starts, h0 = _problem(0, 8, 2, 3, 0.1)
+    with pytest.raises(HystaxError, match="starts must have shape"):
+        reset_aware_scan(a, bu, starts[:, :1], h0)
+    with pytest.raises(HystaxError, match="h0 must have shape"):
+        reset_aware_scan(a, bu, starts, h0[:, :2])
+
+
+def test_hippo_n_eigenvalues():
+    lam, vec = hippo_n_eig(8)
+    np.testing.assert_allclose(lam.real, -0.5, atol=1e-12)
+    np.testing.assert_allclose(np.sort(lam.imag), np.sort(-lam.imag), atol=1e-9)  # conj pairs
+    np.testing.assert_allclose(vec.conj().T @ vec, np.eye(8), atol=1e-9)
+    lam_half, v, v_inv = s5_init(16, 2, conj_sym=True)
+    assert lam_half.shape == (8,) and v.shape == (16, 8) and v_inv.shape == (8, 16)
+    assert np.all(lam_half.imag < 0)  # one of each conjugate pair
+
+
+def test_bilinear_matches_zoh_for_small_steps(x64):
+    lam = jnp.asarray([-0.5 + 2j, -0.5 - 1j])
+    log_step = jnp.log(jnp.asarray([1e-3, 1e-3]))
+    zoh = discretize(lam, log_step, "zoh")
+    bil = discretize(lam, log_step, "bilinear")
+    for x, y in zip(zoh, bil):  # the two agree to second order in the step
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-7)
+    assert not np.allclose(zoh[1], bil[1], rtol=0, atol=1e-11)
+
+
+def _inputs(t=12, b=3, h=8, seed=0):
+    x = jax.random.normal(jax.random.PRNGKey(seed), (t, b, h))
+    starts = jax.random.uniform(jax.random.PRNGKey(seed + 1), (t, b)) < 0.2
+    return x, starts
+
+
+MODEL_CASES = [("s5", {}), ("s5", {"blocks": 2, "discretization": "bilinear",
+                                  "clip_eigs": True, "conj_sym": False}),
+               ("s4d", {}), ("s4d", {"s4d_init": "inv", "discretization": "bilinear"}),
+               ("gru", {}), ("lstm", {}), ("mlp", {})]
+
+
+@pytest.mark.parametrize("name,kwargs", MODEL_CASES)
+def test_sequence_model_parallel_equals_stepping(name, kwargs):
+    model = SequenceModel(name, d_model=8, num_layers=2, state_size=8, **kwargs)
+    x, starts = _inputs()
+    carry = model.initialize_carry(3)
+    params = model.init(jax.random.PRNGKey(2), carry, (x, starts))
+    carry = jax.tree.map(lambda c: c + 0.1, carry)  # a non-zero carried state
+    apply = jax.jit(model.apply)
+    new_carry, y = apply(params, carry, (x, starts))
+    chex.assert_shape(y, x.shape)
+    chex.assert_trees_all_equal_shapes_and_dtypes(new_carry, carry)
+    step = jax.jit(lambda p, c, x, s: model.apply(p, c, x, s, method="step"))
+    c, ys = carry, []
+    for t in range(x.shape[0]):
+        c, y_t = step(params, c, x[t], starts[t])
+        ys.append(y_t)
+    np.testing.assert_allclose(jnp.stack(ys), y, atol=2e-5)
+    np.testing.assert_allclose(c, new_carry, atol=2e-5)
+    if name != "mlp":  # a start at t forgets the carry: outputs from t on ignore it
+        forced = starts.at[4].set(True)
+        _, y_a = apply(params, carry, (x, forced))
+        _, y_b = apply(params, model.initialize_carry(3), (x, forced))
+        np.testing.assert_allclose(y_a[4:], y_b[4:], atol=1e-5)
+        assert not np.allclose(y_a[:4], y_b[:4], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_init_vmaps_over_seeds(name):
+    """jit(vmap(init)) over several seeds (a peer library hangs here with a GRU)."""
+    model = SequenceModel(name, d_model=4, state_size=4)
+    x, starts = _inputs(t=5, b=2, h=4)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    params = jax.jit(jax.vmap(lambda k: model.init(k, model.initialize_carry(2), (x, starts))))(keys)
+    leaves = jax.tree.leaves(params)
+    assert all(leaf.shape[0] == 3 for leaf in leaves)
+    assert any(not np.allclose(leaf[0], leaf[1]) for leaf in leaves)
+
+
+def test_layers_are_scanned_not_unrolled():
+    """Parameters carry a leading layer axis; depth does not add parameter names."""
+    x, starts = _inputs(t=4, b=2, h=8)
+    shapes = {}
+    for depth in (1, 3):
+        model = SequenceModel("s5", d_model=8, num_layers=depth, state_size=8)
+        params = jax.eval_shape(model.init, jax.random.PRNGKey(0), model.initialize_carry(2),
+                                (x, starts))
+        flat = jax.tree_util.tree_flatten_with_path(params)[0]
+        shapes[depth] = {jax.tree_util.keystr(k): v.shape for k, v in flat}
+    assert shapes[1].keys() == shapes[3].keys()
+    assert all(shapes[3][k] == (3, *s[1:]) for k, s in shapes[1].items())
+
+
+def test_bad_memory_inputs_raise_clear_errors():
+    with pytest.raises(HystaxError, match="unknown memory model 's6'"):
+        SequenceModel("s6")
+    with pytest.raises(HystaxError, match="blocks"):
+        SequenceModel("s5", state_size=10, blocks=4)
+    model = SequenceModel("s5", d_model=8, state_size=8)
+    x, starts = _inputs(t=6, b=3, h=8)
+    carry = model.initialize_carry(3)
+    params = model.init(jax.random.PRNGKey(0), carry, (x, starts))
+    with pytest.raises(HystaxError, match="starts must have shape"):
+        model.apply(params, carry, (x, starts[:, :2]))
+    with pytest.raises(HystaxError, match=r"inputs must be time-major \[T, B, 8\]"):
+        model.apply(params, carry, (x[..., :5], starts))
+    with pytest.raises(HystaxError, match="carry from another model"):
+        model.apply(params, SequenceModel("gru", d_model=8).initialize_carry(3), (x, starts))
+    with pytest.raises(HystaxError, match="carry"):
+        model.apply(params, model.initialize_carry(2), (x, starts))  # batch mismatch
