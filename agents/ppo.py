@@ -25,6 +25,7 @@ from gymnax.environments import spaces
 from hystax.agents.api import Algorithm, make_train_from
 from hystax.agents.memory import validate_memory
 from hystax.agents.networks import ACTIVATIONS, ActorCritic
+from hystax.envs import popgym as _popgym
 from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation, PreviousActionReward
 from hystax.errors import HystaxError, require
 
@@ -121,6 +122,21 @@ PRESETS = {
                           num_minibatches=32, update_epochs=10, lr=1e-3, gamma=0.95,
                           ent_coef=0.0, reward_scale=0.1),
 }
+
+# Recurrent PPO on POPGym. CPU: 16 envs x 128 steps, S5 of width 64 (RepeatPreviousEasy is
+# learnt within 2e5 steps). PAPER: Lu et al.'s configuration (15M steps, 64 x 1024, 30
+# epochs x 8 minibatches, 4 S5 layers of 256) - GPU work.
+POPGYM_CPU = Config(memory="s5", total_timesteps=1_000_000, num_envs=16, num_steps=128,
+                    update_epochs=4, num_minibatches=4, d_model=64, state_size=64,
+                    encoder_sizes=(64,), hidden_sizes=(64,), activation="leaky_relu",
+                    lr=3e-4, anneal_lr=False, gae_lambda=1.0, ent_coef=0.0, vf_coef=1.0,
+                    prev_action_reward=True)
+POPGYM_PAPER = dataclasses.replace(
+    POPGYM_CPU, total_timesteps=15_000_000, num_envs=64, num_steps=1024, update_epochs=30,
+    num_minibatches=8, memory_layers=4, d_model=256, state_size=256, encoder_sizes=(128, 256),
+    hidden_sizes=(128, 128), lr=5e-5)
+PRESETS.update({f"popgym/{name}{level.capitalize()}": POPGYM_CPU
+                for name in _popgym.ENVS for level in _popgym.LEVELS})
 
 
 class TrainState(flax.struct.PyTreeNode):

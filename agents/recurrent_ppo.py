@@ -218,5 +218,27 @@ def make_algorithm(config, env, env_params) -> Algorithm:
                    **episode_metrics(traj.info), **jax.tree.map(jnp.mean, stats)}
         return state, metrics
 
+    def evaluate(params, key, eval_env_params, num_steps: int):
+        """Run the policy (sampling) from fresh envs for ``num_steps`` steps under
+        ``eval_env_params``; returns ``(rewards [T, num_envs], dones [T, num_envs], info)``
+        with the env's own ``info`` entries (e.g. a meta-env's ``trial_index``)."""
+        key, k_reset = jax.random.split(key)
+        obs, env_state = env.reset(k_reset, eval_env_params)
+
+        def step(carry_in, _):
+            carry, obs, start, env_state, key = carry_in
+            key, k_act, k_env = jax.random.split(key, 3)
+            carry, (policy_out, _) = network.apply(params, carry, obs[None], start[None])
+            policy_out = jax.tree.map(lambda x: x[0] if x.ndim > 1 else x, policy_out)
+            action = policy_distribution(policy_out, discrete).sample(seed=k_act)
+            obs, env_state, reward, terminated, truncated, info = env.step(
+                k_env, env_state, to_env_action(action), eval_env_params)
+            done = jnp.logical_or(terminated, truncated)
+            return (carry, obs, done, env_state, key), (reward, done, info)
+
+        init = (memory.initialize_carry(n_envs), obs, jnp.ones((n_envs,), bool), env_state, key)
+        _, (rewards, dones, info) = jax.lax.scan(step, init, None, length=num_steps)
+        return rewards, dones, info
+
     return Algorithm(init, update, config.num_updates, n_envs * config.num_steps,
-                     extras={"collect": collect, "network": network})
+                     extras={"collect": collect, "network": network, "evaluate": evaluate})

@@ -7,6 +7,7 @@
 """
 
 from hystax.envs.check import check_env
+from hystax.envs import meta as _meta
 from hystax.envs import popgym as _popgym
 from hystax.envs.registry import is_registered, make, names, register
 from hystax.envs.wrappers import (
@@ -29,3 +30,4 @@ __all__ = [
 ]
 
 _popgym.register_all()
+_meta.register_all()

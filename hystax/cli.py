@@ -99,10 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="where an overlay of several runs goes (default: runs/compare)")
     p.set_defaults(func=_plot)
 
-    p = sub.add_parser("bench", help="benchmarks (hystax bench ppo)")
-    p.add_argument("what", choices=["ppo"], help="which benchmark")
+    p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory)")
+    p.add_argument("what", choices=["ppo", "memory"], help="which benchmark")
     p.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    p.add_argument("--out", default="runs/bench_ppo.json", help="where the results JSON goes")
+    p.add_argument("--out", help="where the results JSON goes (default: runs/bench_WHAT.json)")
     p.set_defaults(func=_bench)
     return parser
 
@@ -266,9 +266,10 @@ def _plot(args, rest) -> int:
 
 
 def _bench(args, rest) -> int:
-    from hystax.experiments import bench_ppo
+    import importlib
 
-    bench_ppo.main(quick=args.quick, out=args.out)
+    bench = importlib.import_module(f"hystax.experiments.bench_{args.what}")
+    bench.main(quick=args.quick, out=args.out or f"runs/bench_{args.what}.json")
     return 0
 
 

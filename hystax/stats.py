@@ -29,6 +29,7 @@ __all__ = [
     "forward_fill",
     "nanmean_over_seeds",
     "loglog_slope",
+    "max_mean_episodic_return",
 ]
 
 # Bootstrap means are computed as [n_boot, seeds] @ [seeds, columns]; columns are processed in
@@ -227,3 +228,22 @@ def loglog_slope(t, y) -> float:
         raise HystaxError("loglog_slope needs at least two distinct positive (t, y) points")
     lt_c = lt - lt.mean()
     return float(np.dot(lt_c, ly - ly.mean()) / np.dot(lt_c, lt_c))
+
+
+def max_mean_episodic_return(returns) -> np.ndarray:
+    """POPGym's MMER per seed: the mean episodic return of each update, maximised over
+    training (updates where no episode ended, NaN, are skipped).
+
+    Args:
+      returns: ``[seeds, updates]`` mean episodic return per update (the runner's
+        ``episode_return`` metric).
+
+    Returns:
+      ``[seeds]``; average it over seeds for a run's MMER.
+    """
+    x = np.asarray(returns, dtype=float)
+    if x.ndim != 2:
+        raise HystaxError(f"returns must be [seeds, updates], got shape {x.shape}")
+    if not np.isfinite(x).any(axis=1).all():
+        raise HystaxError("a seed finished no episode, so its MMER is undefined")
+    return np.nanmax(np.where(np.isfinite(x), x, np.nan), axis=1)

@@ -1,0 +1,184 @@
+"""Memory models: layer speed, recurrent-PPO throughput and compile time vs depth.
+
+``python -m hystax.experiments.bench_memory [--quick] [--out PATH]`` (or ``hystax bench
+memory``) measures, side by side in one run:
+
+1. forward + backward time of one S5 / S4D / GRU / LSTM layer (``SequenceModel`` with one
+   layer) on batch 64, H 256, P 256 (128 kept by conjugate symmetry), 1% resets, for
+   L in {128, 1024, 4096}; ratios X / S5 per length;
+2. recurrent PPO env-steps/s, S5 vs GRU at the same config (compile excluded);
+3. compile time of S5 recurrent PPO's ``train`` for 1, 2 and 4 layers (layers are scanned).
+
+Targets (from the in-context RL issue) are GPU figures: S5's layer >= 20x faster than GRU at
+L = 1024 and S5-PPO >= 5x GRU-PPO's env-steps/s at 1024-step rollouts. On a CPU the parallel
+scan has little parallel hardware to use; the ratios are reported as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+import hystax
+from hystax.agents import ppo
+from hystax.agents.api import default_hparams
+from hystax.agents.memory import SequenceModel
+from hystax.experiments.bench_ppo import machine_info
+
+LAYER_MODELS = ("s5", "s4d", "gru", "lstm")
+PPO_ENV = "MemoryChain-bsuite"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    lengths: tuple[int, ...]
+    batch: int
+    d_model: int
+    state_size: int
+    reps: int
+    ppo: ppo.Config
+    ppo_updates: int
+    depths: tuple[int, ...]
+
+
+_PPO_FULL = ppo.Config(memory="s5", num_envs=64, num_steps=1024, update_epochs=2,
+                       num_minibatches=8, d_model=128, state_size=128, encoder_sizes=(128,),
+                       hidden_sizes=(128,), total_timesteps=64 * 1024, prev_action_reward=True)
+FULL = Sizes(lengths=(128, 1024, 4096), batch=64, d_model=256, state_size=256, reps=3,
+             ppo=_PPO_FULL, ppo_updates=2, depths=(1, 2, 4))
+QUICK = Sizes(lengths=(32, 128), batch=8, d_model=32, state_size=32, reps=2,
+              ppo=dataclasses.replace(_PPO_FULL, num_envs=8, num_steps=64, num_minibatches=2,
+                                      d_model=16, state_size=16, encoder_sizes=(16,),
+                                      hidden_sizes=(16,), total_timesteps=8 * 64),
+              ppo_updates=2, depths=(1, 2))
+
+
+def _timed(fn, *args, reps: int) -> tuple[float, float]:
+    """``(compile_s, median run_s)`` of a jitted ``fn(*args)``."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    return compile_s, statistics.median(times)
+
+
+def bench_layers(sizes: Sizes) -> list[dict]:
+    """Forward + backward seconds of one layer per model and length."""
+    rows = []
+    for length in sizes.lengths:
+        key = jax.random.PRNGKey(length)
+        x = jax.random.normal(key, (length, sizes.batch, sizes.d_model))
+        starts = jax.random.uniform(jax.random.fold_in(key, 1), (length, sizes.batch)) < 0.01
+        times = {}
+        for name in LAYER_MODELS:
+            model = SequenceModel(name, sizes.d_model, 1, sizes.state_size)
+            carry = model.initialize_carry(sizes.batch)
+            params = model.init(key, carry, (x[:2], starts[:2]))
+
+            def loss(params, x, carry=carry, model=model):
+                _, y = model.apply(params, carry, (x, starts))
+                return jnp.mean(y ** 2)
+
+            _, times[name] = _timed(jax.grad(loss), params, x, reps=sizes.reps)
+        for name in LAYER_MODELS:
+            rows.append({"model": name, "length": length, "fwd_bwd_ms": 1e3 * times[name],
+                         "ratio_to_s5": times[name] / times["s5"]})
+    return rows
+
+
+def bench_ppo_throughput(sizes: Sizes) -> list[dict]:
+    """Recurrent-PPO env-steps/s (compile excluded) for S5 and GRU at the same config."""
+    env, params = hystax.make(PPO_ENV)
+    rows = []
+    for memory in ("s5", "gru"):
+        config = dataclasses.replace(sizes.ppo, memory=memory)
+        algo = ppo.make_algorithm(config, env, params)
+        state = jax.jit(algo.init)(jax.random.PRNGKey(0), default_hparams(config))
+
+        def updates(state, algo=algo):
+            return jax.lax.scan(lambda s, _: algo.update(s), state, None,
+                                length=sizes.ppo_updates)
+
+        compile_s, run_s = _timed(updates, state, reps=sizes.reps)
+        steps = sizes.ppo_updates * algo.steps_per_update
+        rows.append({"memory": memory, "num_envs": config.num_envs,
+                     "num_steps": config.num_steps, "env_steps_per_s": steps / run_s,
+                     "compile_s": compile_s})
+    rows[0]["ratio_to_gru"] = rows[0]["env_steps_per_s"] / rows[1]["env_steps_per_s"]
+    return rows
+
+
+def bench_compile_vs_depth(sizes: Sizes) -> list[dict]:
+    """Seconds to compile S5 recurrent PPO's whole ``train`` for each depth."""
+    env, params = hystax.make(PPO_ENV)
+    rows = []
+    for depth in sizes.depths:
+        config = dataclasses.replace(sizes.ppo, memory_layers=depth)
+        train = jax.jit(ppo.make_train(config, env, params))
+        start = time.perf_counter()
+        train.lower(jax.random.PRNGKey(0)).compile()
+        rows.append({"layers": depth, "compile_s": time.perf_counter() - start})
+    return rows
+
+
+def format_tables(results: dict) -> str:
+    lines = ["| model | L | fwd+bwd ms | × S5 |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['length']} | {r['fwd_bwd_ms']:.1f} | {r['ratio_to_s5']:.2f} |"
+              for r in results["layers"]]
+    lines += ["", "| recurrent PPO | envs × steps | env-steps/s | compile s |",
+              "|---|---|---:|---:|"]
+    lines += [f"| {r['memory']} | {r['num_envs']} × {r['num_steps']} | "
+              f"{r['env_steps_per_s']:,.0f} | {r['compile_s']:.1f} |" for r in results["ppo"]]
+    lines += [f"| S5 / GRU env-steps/s | | {results['ppo'][0]['ratio_to_gru']:.2f} | |", "",
+              "| S5 layers | compile s (whole train) |", "|---:|---:|"]
+    lines += [f"| {r['layers']} | {r['compile_s']:.1f} |" for r in results["compile"]]
+    return "\n".join(lines)
+
+
+def main(quick: bool = False, out: str = "runs/bench_memory.json") -> dict:
+    """Run the benchmark, print the tables, write JSON to ``out``; return the results."""
+    sizes = QUICK if quick else FULL
+    start = time.perf_counter()
+    results = {"benchmark": "memory", "quick": quick, "machine": machine_info(),
+               "sizes": {k: v for k, v in dataclasses.asdict(sizes).items() if k != "ppo"},
+               "ppo_config": dataclasses.asdict(sizes.ppo)}
+    results["layers"] = bench_layers(sizes)
+    results["ppo"] = bench_ppo_throughput(sizes)
+    results["compile"] = bench_compile_vs_depth(sizes)
+    results["total_s"] = time.perf_counter() - start
+    results["table"] = format_tables(results)
+    print(results["table"])
+    machine = results["machine"]
+    print(f"\n{machine['backend']} {machine['devices']}, {machine['usable_cpus']} usable CPUs, "
+          f"load {machine['loadavg_at_start']}; total {results['total_s']:.0f} s")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+    return results
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hystax.experiments.bench_memory",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    parser.add_argument("--out", default="runs/bench_memory.json", help="where the JSON goes")
+    args = parser.parse_args(argv)
+    main(quick=args.quick, out=args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())
