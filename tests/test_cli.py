@@ -53,6 +53,9 @@ def test_train_help_lists_config_fields(capsys):
     (["train", "--resume", "nowhere"], "not a hystax run directory"),
     (["train", "ppo", "--env", "Acrobot-v1", "--preset"], "no preset for 'Acrobot-v1'"),
     (["plot", "nowhere"], "nowhere"),
+    (["train", "ppo", "--memory", "s6"], "unknown memory model 's6'"),
+    (["train", "ppo", "--env", "popgym/RepeatPreviousExtreme"],
+     "unknown env 'popgym/RepeatPreviousExtreme'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     out = _run(*args, "--out-dir", str(tmp_path / "runs")) if args[0] == "train" else _run(*args)
@@ -99,3 +102,13 @@ def test_distributed_single_process_run(tmp_path):
                "--num-steps", "64", "--out-dir", str(tmp_path), "--name", "d", "--no-progress")
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "d" / "metrics.csv").is_file()
+
+
+def test_train_recurrent_ppo_on_popgym_with_preset(tmp_path):
+    out = _run("train", "ppo", "--preset", "--memory", "gru", "--env", "popgym/RepeatPreviousEasy",
+               "--seeds", "2", "--total-timesteps", "4096", "--d-model", "16",
+               "--name", "rp", "--out-dir", str(tmp_path), "--no-progress")
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = (tmp_path / "rp" / "config.json").read_text()
+    assert '"memory": "gru"' in config and '"num_steps": 128' in config  # preset + override
+    assert (tmp_path / "rp" / "returns.png").is_file()

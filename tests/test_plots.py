@@ -303,3 +303,12 @@ def test_returns_of_run_without_finished_episodes(tmp_path):
     assert ax.get_legend().get_texts()[0].get_text().startswith("early (n=1 seed)")
     assert ax.get_xlim() == (100.0, 500.0)
     assert plots.plot_returns([run], tmp_path / "r.png").is_file()
+
+
+def test_max_mean_episodic_return_per_seed():
+    returns = np.array([[0.1, np.nan, 0.5, 0.3], [np.nan, -0.2, -0.4, -0.1]])
+    np.testing.assert_allclose(stats.max_mean_episodic_return(returns), [0.5, -0.1])
+    with pytest.raises(HystaxError, match="no episode"):
+        stats.max_mean_episodic_return(np.array([[0.1, 0.2], [np.nan, np.nan]]))
+    with pytest.raises(HystaxError, match=r"\[seeds, updates\]"):
+        stats.max_mean_episodic_return(np.zeros(3))
