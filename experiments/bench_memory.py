@@ -5,7 +5,9 @@ memory``) measures, side by side in one run:
 
 1. forward + backward time of one S5 / S4D / GRU / LSTM layer (``SequenceModel`` with one
    layer) on batch 64, H 256, P 256 (128 kept by conjugate symmetry), 1% resets, for
-   L in {128, 1024, 4096}; ratios X / S5 per length;
+   L in {128, 1024, 4096}; ratios X / S5 per length. S4D keeps H x N/2 states per sequence
+   in recurrent mode, so it runs with N = 16 (2,048 states, vs S5's 128) and is skipped
+   above ``s4d_max_length`` where its states would not fit in a CPU's memory;
 2. recurrent PPO env-steps/s, S5 vs GRU at the same config (compile excluded);
 3. compile time of S5 recurrent PPO's ``train`` for 1, 2 and 4 layers (layers are scanned).
 
@@ -47,6 +49,8 @@ class Sizes:
     ppo: ppo.Config
     ppo_updates: int
     depths: tuple[int, ...]
+    s4d_state_size: int = 16
+    s4d_max_length: int = 1024
 
 
 _PPO_FULL = ppo.Config(memory="s5", num_envs=64, num_steps=1024, update_epochs=2,
@@ -82,8 +86,10 @@ def bench_layers(sizes: Sizes) -> list[dict]:
         x = jax.random.normal(key, (length, sizes.batch, sizes.d_model))
         starts = jax.random.uniform(jax.random.fold_in(key, 1), (length, sizes.batch)) < 0.01
         times = {}
-        for name in LAYER_MODELS:
-            model = SequenceModel(name, sizes.d_model, 1, sizes.state_size)
+        models = [m for m in LAYER_MODELS if m != "s4d" or length <= sizes.s4d_max_length]
+        for name in models:
+            state_size = sizes.s4d_state_size if name == "s4d" else sizes.state_size
+            model = SequenceModel(name, sizes.d_model, 1, state_size)
             carry = model.initialize_carry(sizes.batch)
             params = model.init(key, carry, (x[:2], starts[:2]))
 
@@ -92,7 +98,7 @@ def bench_layers(sizes: Sizes) -> list[dict]:
                 return jnp.mean(y ** 2)
 
             _, times[name] = _timed(jax.grad(loss), params, x, reps=sizes.reps)
-        for name in LAYER_MODELS:
+        for name in models:
             rows.append({"model": name, "length": length, "fwd_bwd_ms": 1e3 * times[name],
                          "ratio_to_s5": times[name] / times["s5"]})
     return rows

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from hystax.experiments import bench_ppo
 
 ROW_KEYS = {"name", "seeds", "updates_per_seed", "env_steps", "env_steps_per_s", "run_s",
@@ -46,3 +48,15 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| PPO-MLP CartPole-v1, 1 seed |" in printed and "ratio" in printed
     assert results["table"] in printed
+
+
+@pytest.mark.slow
+def test_quick_memory_bench_writes_tables(tmp_path):
+    from hystax.experiments import bench_memory
+
+    results = bench_memory.main(quick=True, out=str(tmp_path / "bench_memory.json"))
+    assert {r["model"] for r in results["layers"]} == {"s5", "s4d", "gru", "lstm"}
+    assert all(_positive(r["fwd_bwd_ms"]) for r in results["layers"])
+    assert [r["memory"] for r in results["ppo"]] == ["s5", "gru"]
+    assert _positive(results["ppo"][0]["ratio_to_gru"])
+    assert [r["layers"] for r in results["compile"]] == [1, 2]
