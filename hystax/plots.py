@@ -79,6 +79,9 @@ def _human(metric: str) -> str:
 
 def _run_label(run_dir: Path, config: Mapping) -> str:
     agent, env = config.get("agent"), config.get("env")
+    memory = (config.get("config") or {}).get("memory")
+    if agent and memory and memory != "none":
+        agent = f"{agent}-{memory}"
     if agent and env:
         return f"{agent} on {env}"
     return str(config.get("name") or Path(run_dir).resolve().name)

@@ -312,3 +312,10 @@ def test_max_mean_episodic_return_per_seed():
         stats.max_mean_episodic_return(np.array([[0.1, 0.2], [np.nan, np.nan]]))
     with pytest.raises(HystaxError, match=r"\[seeds, updates\]"):
         stats.max_mean_episodic_return(np.zeros(3))
+
+
+def test_run_label_names_the_memory_model():
+    config = {"agent": "ppo", "env": "popgym/RepeatPreviousEasy", "config": {"memory": "s5"}}
+    assert plots._run_label("x", config) == "ppo-s5 on popgym/RepeatPreviousEasy"
+    config["config"]["memory"] = "none"
+    assert plots._run_label("x", config) == "ppo on popgym/RepeatPreviousEasy"
