@@ -244,36 +244,45 @@ def episode_metrics(info) -> dict[str, jax.Array]:
             "episodes": n_ended}
 
 
+def prepare_env(config: Config, env, env_params):
+    """The batched training env and how to act in it.
+
+    Flattens observations when needed, appends the previous action/reward when
+    ``config.prev_action_reward``, records episode statistics and vmaps ``num_envs`` copies.
+    Returns ``(batch_env, discrete, action_dim, to_env_action)``, where ``to_env_action``
+    maps the policy's ``[num_envs, action_dim]`` samples to the env's actions (Box: reshaped
+    and clipped to the bounds).
+    """
+    if len(env.observation_space(env_params).shape) != 1:
+        env = FlattenObservation(env)
+    if config.prev_action_reward:
+        env = PreviousActionReward(env, env_params)
+    env = BatchEnv(EpisodeStatistics(env), config.num_envs)
+    action_space = env.action_space(env_params)
+    if isinstance(action_space, spaces.Discrete):
+        return env, True, int(action_space.n), lambda action: action
+    if not isinstance(action_space, spaces.Box):
+        raise HystaxError("PPO supports Discrete and Box action spaces, not "
+                          f"{type(action_space).__name__}")
+    low = jnp.broadcast_to(jnp.asarray(action_space.low, jnp.float32), action_space.shape)
+    high = jnp.broadcast_to(jnp.asarray(action_space.high, jnp.float32), action_space.shape)
+
+    def to_env_action(action):
+        return jnp.clip(action.reshape((-1, *action_space.shape)), low, high)
+
+    return env, False, int(np.prod(action_space.shape)), to_env_action
+
+
 def make_algorithm(config: Config, env, env_params) -> Algorithm:
     """PPO as ``init(key, hparams)`` / ``update(state)`` for one seed (recurrent PPO,
     :mod:`hystax.agents.recurrent_ppo`, when ``config.memory != "none"``)."""
     if config.memory != "none":
         from hystax.agents import recurrent_ppo
         return recurrent_ppo.make_algorithm(config, env, env_params)
-    obs_shape = env.observation_space(env_params).shape
-    if len(obs_shape) != 1:
-        env = FlattenObservation(env)
-    if config.prev_action_reward:
-        env = PreviousActionReward(env, env_params)
-    env = BatchEnv(EpisodeStatistics(env), config.num_envs)
-    action_space = env.action_space(env_params)
-    discrete = isinstance(action_space, spaces.Discrete)
-    if discrete:
-        action_dim = int(action_space.n)
-    elif isinstance(action_space, spaces.Box):
-        action_dim = int(np.prod(action_space.shape))
-        low = jnp.broadcast_to(jnp.asarray(action_space.low, jnp.float32), action_space.shape)
-        high = jnp.broadcast_to(jnp.asarray(action_space.high, jnp.float32), action_space.shape)
-    else:
-        raise HystaxError(f"PPO supports Discrete and Box action spaces, not {type(action_space).__name__}")
+    env, discrete, action_dim, to_env_action = prepare_env(config, env, env_params)
     network = ActorCritic(action_dim, discrete, config.hidden_sizes, config.activation)
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
-
-    def to_env_action(action):
-        if discrete:
-            return action
-        return jnp.clip(action.reshape((-1, *action_space.shape)), low, high)
 
     def learning_rate(state):
         if not config.anneal_lr:

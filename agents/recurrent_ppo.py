@@ -22,20 +22,11 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from gymnax.environments import spaces
 from hystax.agents.api import Algorithm
 from hystax.agents.memory import SSM_PARAMS, SequenceModel
 from hystax.agents.networks import RecurrentActorCritic
-from hystax.envs import (
-    BatchEnv,
-    EpisodeStatistics,
-    FlattenObservation,
-    PreviousActionReward,
-)
 
-from hystax.errors import HystaxError
 
 
 class RecurrentTrainState(flax.struct.PyTreeNode):
@@ -95,34 +86,15 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         gae_advantages,
         make_optimizer,
         policy_distribution,
+        prepare_env,
     )
 
-    if len(env.observation_space(env_params).shape) != 1:
-        env = FlattenObservation(env)
-    if config.prev_action_reward:
-        env = PreviousActionReward(env, env_params)
-    env = BatchEnv(EpisodeStatistics(env), config.num_envs)
-    action_space = env.action_space(env_params)
-    discrete = isinstance(action_space, spaces.Discrete)
-    if discrete:
-        action_dim = int(action_space.n)
-    elif isinstance(action_space, spaces.Box):
-        action_dim = int(np.prod(action_space.shape))
-        low = jnp.broadcast_to(jnp.asarray(action_space.low, jnp.float32), action_space.shape)
-        high = jnp.broadcast_to(jnp.asarray(action_space.high, jnp.float32), action_space.shape)
-    else:
-        raise HystaxError("recurrent PPO supports Discrete and Box action spaces, not "
-                          f"{type(action_space).__name__}")
+    env, discrete, action_dim, to_env_action = prepare_env(config, env, env_params)
     memory = memory_model(config)
     network = RecurrentActorCritic(action_dim, discrete, memory, config.encoder_sizes,
                                    config.hidden_sizes, config.activation)
     n_envs, n_mb = config.num_envs, config.num_minibatches
     envs_per_minibatch = n_envs // n_mb
-
-    def to_env_action(action):
-        if discrete:
-            return action
-        return jnp.clip(action.reshape((-1, *action_space.shape)), low, high)
 
     def optimizer(state, hparams):
         lr = hparams["lr"]

@@ -247,8 +247,14 @@ def _report(result, seconds: float) -> None:
         tail = returns[:, -max(1, returns.shape[1] // 10):]
         per_seed = np.nanmean(tail, axis=1)
         print(f"final return (last 10% of updates), mean over {len(per_seed)} seeds: "
-              f"{np.nanmean(per_seed):.1f}  (per seed: "
-              f"{', '.join(f'{x:.1f}' for x in per_seed)})")
+              f"{np.nanmean(per_seed):.4g}  (per seed: "
+              f"{', '.join(f'{x:.4g}' for x in per_seed)})")
+        if np.isfinite(returns).any(axis=1).all():
+            from hystax.stats import max_mean_episodic_return
+
+            mmer = max_mean_episodic_return(returns)
+            print(f"MMER (best per-update mean episode return), mean over seeds: "
+                  f"{mmer.mean():.4g}  (per seed: {', '.join(f'{x:.4g}' for x in mmer)})")
     if result.interrupted:
         print(f"interrupted: resume with `hystax train --resume {result.run_dir}`")
     if result.run_dir is not None:

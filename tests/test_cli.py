@@ -112,3 +112,4 @@ def test_train_recurrent_ppo_on_popgym_with_preset(tmp_path):
     config = (tmp_path / "rp" / "config.json").read_text()
     assert '"memory": "gru"' in config and '"num_steps": 128' in config  # preset + override
     assert (tmp_path / "rp" / "returns.png").is_file()
+    assert "MMER" in out.stdout
