@@ -114,13 +114,14 @@ def make_algorithm(config, env, env_params) -> Algorithm:
 
     def env_step(state: RecurrentTrainState, _):
         key, k_act, k_env = jax.random.split(state.key, 3)
-        # act on obs and value the previous final obs from the same carry, in one call
-        both = lambda a, b, axis=0: jnp.concatenate([a, b], axis)
+        # act on obs and value the previous final obs from the same carry, in one call:
+        # the batch is [envs acting | the same envs' previous final obs, no reset]
         carry2, (policy_out, value) = network.apply(
-            state.params, both(state.carry, state.carry, 1),
-            both(state.obs, state.final_obs)[None],
-            both(state.start, jnp.zeros_like(state.start))[None])
+            state.params, jnp.concatenate([state.carry, state.carry], axis=1),
+            jnp.concatenate([state.obs, state.final_obs])[None],
+            jnp.concatenate([state.start, jnp.zeros_like(state.start)])[None])
         carry = carry2[:, :n_envs]
+        # logits / means are [1, 2 envs, A]; a Gaussian's log std [A] is shared
         policy_out = jax.tree.map(lambda x: x[0, :n_envs] if x.ndim > 1 else x, policy_out)
         value, previous_final_value = value[0, :n_envs], value[0, n_envs:]
         pi = policy_distribution(policy_out, discrete)

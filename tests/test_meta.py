@@ -151,7 +151,8 @@ def test_families_pass_check_env_on_train_and_test_split(name):
     for split in ("train", "test"):
         params = env.params_for(split)
         assert params.split == ("train", "test").index(split)
-        check_env(env, params, num_steps=48)   # the bandit's 20-trial meta-episodes end inside
+    # check_env costs ~10 s per family and split: the test split is checked in the slow run
+    check_env(env, env.params_for("train"), num_steps=48)  # bandit meta-episodes end inside
     test_env, test_params = make(name, env_kwargs={"split": "test"})
     assert test_env.split == "test" and test_params == env.params_for("test")
 
@@ -463,3 +464,10 @@ def test_bandit_in_context_learner_gains_over_trials_random_policy_does_not(spli
 def test_bad_input_raises_hystax_error(build, message):
     with pytest.raises(HystaxError, match=message):
         build()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["meta/CartPole", "meta/Pendulum", "meta/BernoulliBandit"])
+def test_families_pass_check_env_on_test_split(name):
+    env = family(name)
+    check_env(env, env.params_for("test"), num_steps=48)

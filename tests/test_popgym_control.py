@@ -95,11 +95,17 @@ def clean_obs(name: str, physical) -> np.ndarray:
 # --- API, spaces ---------------------------------------------------------------------------
 
 
+# check_env compiles reset/step several times (~2 s per env and level): the default run
+# checks each env at one level, rotating; ``-m slow`` checks every level.
+CHECK_LEVEL = {name: LEVELS[i % len(LEVELS)] for i, name in enumerate(NAMES)}
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("level", LEVELS)
 def test_check_env_and_spaces(name, level):
     env, params = port(name, level)
-    check_env(env, params, num_steps=16)
+    if level == CHECK_LEVEL[name]:  # all levels: test_check_env_every_level (slow)
+        check_env(env, params, num_steps=16)
     assert env.name == f"popgym/{name}{level.capitalize()}"
     ref = reference(name, level)
     flat = gym.spaces.flatten_space(ref.observation_space)
@@ -309,3 +315,11 @@ def test_noise_law(name, level):
     obs = np.asarray(observe(jax.random.split(KEY, len(states)), to_state(name, states)))
     clean = clean_obs(name, states)
     assert_same_noise(env, params, obs, clean, ref_obs, clean)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("level", LEVELS)
+def test_check_env_every_level(name, level):
+    env, params = port(name, level)
+    check_env(env, params, num_steps=16)

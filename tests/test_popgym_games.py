@@ -69,11 +69,17 @@ def step_both(ref, step, state, ref_action, action, key):
 # --- API, spaces ---------------------------------------------------------------------------
 
 
+# check_env compiles reset/step several times (~2 s per env and level): the default run
+# checks each env at one level, rotating; ``-m slow`` checks every level.
+CHECK_LEVEL = {name: LEVELS[i % len(LEVELS)] for i, name in enumerate(REFERENCES)}
+
+
 @pytest.mark.parametrize("name", list(REFERENCES))
 @pytest.mark.parametrize("level", LEVELS)
 def test_check_env_and_spaces(name, level):
     env, params = port(name, level)
-    check_env(env, params, num_steps=16)
+    if level == CHECK_LEVEL[name]:  # all levels: test_check_env_every_level (slow)
+        check_env(env, params, num_steps=16)
     assert env.name == f"popgym/{name}{level.capitalize()}"
     ref = REFERENCES[name](level)
     flat = gym.spaces.flatten_space(ref.observation_space)
@@ -291,3 +297,11 @@ def test_bandit_arm_law():
     assert probs.min() >= 0.0 and probs.max() < 1.0
     np.testing.assert_allclose(probs.mean(), 0.5, atol=0.02)
     np.testing.assert_allclose(probs.std(), np.sqrt(1 / 12), atol=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(REFERENCES))
+@pytest.mark.parametrize("level", LEVELS)
+def test_check_env_every_level(name, level):
+    env, params = port(name, level)
+    check_env(env, params, num_steps=16)

@@ -106,10 +106,16 @@ def compare_episode(name, level, seed, actions):
 # --- API ----------------------------------------------------------------------------------------
 
 
+# check_env compiles reset/step several times (~2 s per env and level): the default run
+# checks each env at one level, rotating; ``-m slow`` checks every level.
+CHECK_LEVEL = {name: LEVELS[i % len(LEVELS)] for i, name in enumerate(CLASSES)}
+
+
 @pytest.mark.parametrize("name,level", CASES)
 def test_check_env_make_and_spaces(name, level):
     env = port(name, level)
-    check_env(env)
+    if level == CHECK_LEVEL[name]:  # all levels: test_check_env_every_level (slow)
+        check_env(env)
     made, params = hystax.make(f"popgym/{name}{level.capitalize()}")
     assert type(made) is CLASSES[name] and made.name == f"popgym/{name}{level.capitalize()}"
     assert params == env.default_params
@@ -321,3 +327,9 @@ def test_statistics_match_reference(level):
         a, b = ours[:, column], theirs[:, column]
         se = np.sqrt(a.var() / len(a) + b.var() / len(b)) + 1e-9
         assert abs(a.mean() - b.mean()) < 4.5 * se, (column, a.mean(), b.mean())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,level", CASES)
+def test_check_env_every_level(name, level):
+    check_env(port(name, level))
