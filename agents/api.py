@@ -16,6 +16,7 @@ the train state, so a population of learning rates is just a vmap over ``hparams
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -34,7 +35,7 @@ class Algorithm(NamedTuple):
     update: Callable[[Any], tuple[Any, Metrics]]
     num_updates: int
     steps_per_update: int  # env steps consumed by one update
-    extras: Mapping[str, Any] = {}  # family-specific pieces exposed for tests and tools
+    extras: Mapping[str, Any] = types.MappingProxyType({})  # family-specific pieces exposed for tests and tools
 
 
 def default_hparams(config) -> dict[str, jax.Array]:

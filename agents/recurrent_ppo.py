@@ -11,7 +11,7 @@ Used by :mod:`hystax.agents.ppo` when ``config.memory != "none"``
 * GAE is cut at every episode end and bootstrapped through truncations with
   ``V(final_observation)`` evaluated from the pre-reset memory state: each acting step
   also evaluates the previous step's final observation from the same carry (one batched
-  call), so no extra pass is needed.
+  call), so no extra sequential pass is needed.
 * ``ssm_lr_scale`` scales the updates of S5/S4D's Λ, B and log Δ relative to ``lr``.
 """
 
@@ -26,7 +26,6 @@ import optax
 from hystax.agents.api import Algorithm
 from hystax.agents.memory import SSM_PARAMS, SequenceModel
 from hystax.agents.networks import RecurrentActorCritic
-
 
 
 class RecurrentTrainState(flax.struct.PyTreeNode):
@@ -81,6 +80,7 @@ def scale_ssm_updates(updates, factor):
 def make_algorithm(config, env, env_params) -> Algorithm:
     """Recurrent PPO as ``init(key, hparams)`` / ``update(state)`` for one seed."""
     from hystax.agents.ppo import (
+        annealed_lr,
         clipped_ppo_loss,
         episode_metrics,
         gae_advantages,
@@ -95,12 +95,6 @@ def make_algorithm(config, env, env_params) -> Algorithm:
                                    config.hidden_sizes, config.activation)
     n_envs, n_mb = config.num_envs, config.num_minibatches
     envs_per_minibatch = n_envs // n_mb
-
-    def optimizer(state, hparams):
-        lr = hparams["lr"]
-        if config.anneal_lr:
-            lr = lr * (1.0 - state.update.astype(jnp.float32) / config.num_updates)
-        return make_optimizer(hparams, lr)
 
     def init(key, hparams):
         key, k_net, k_env = jax.random.split(key, 3)
@@ -160,9 +154,10 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         state, (rollout_carry, traj, final_values) = collect(state)
         hp = state.hparams
         advantages, targets = gae_advantages(traj, final_values, hp["gamma"], hp["gae_lambda"])
-        tx = optimizer(state, hp)
+        tx = make_optimizer(hp, annealed_lr(config, state))
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        data = (rollout_carry, traj.replace(info={}), advantages, targets)
+        data = (rollout_carry, traj.replace(info={}, final_obs=None, previous_final_value=None),
+                advantages, targets)
 
         def epoch(carry, _):
             params, opt_state, key = carry

@@ -617,9 +617,6 @@ def register_all() -> None:
             register(name, factory)
 
 
-register_all()
-
-
 # --- small helpers -------------------------------------------------------------------------------
 
 

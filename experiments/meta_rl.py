@@ -25,7 +25,8 @@ import numpy as np
 
 import hystax
 from hystax.agents import ppo
-from hystax.envs.meta import trial_returns
+from hystax.envs.meta import MetaEnv, trial_returns
+from hystax.errors import require
 from hystax.stats import mean_and_standard_error
 
 BANDIT = ppo.Config(memory="s5", total_timesteps=300_000, num_envs=16, num_steps=100,
@@ -48,6 +49,8 @@ def held_out_trial_returns(result, env_name: str, eval_steps: int, key) -> np.nd
         per_trial = trial_returns(np.asarray(rewards[s]), np.asarray(info["trial_index"][s]),
                                   np.asarray(info["trial_done"][s]), env.num_trials,
                                   done=np.asarray(dones[s]))
+        require(len(per_trial) > 0, f"no meta-episode of {env_name} finished within "
+                f"{eval_steps} evaluation steps; raise --eval-steps")
         out.append(per_trial.mean(axis=0))
     return np.stack(out)
 
@@ -55,6 +58,12 @@ def held_out_trial_returns(result, env_name: str, eval_steps: int, key) -> np.nd
 def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
         total_timesteps=300_000, eval_steps=2_000, out_dir="runs/meta_rl", progress=True):
     out_dir = Path(out_dir)
+    env, _ = hystax.make(env_name)
+    require(isinstance(env, MetaEnv), f"{env_name} is not a meta-RL env (meta/...): it has "
+            "no held-out split")
+    for model in models:
+        require(model != "none", "meta_rl needs memory models (s5, s4d, gru, lstm, mlp)")
+        dataclasses.replace(BANDIT, memory=model)  # unknown model: HystaxError, now
     per_model = {}
     for model in models:
         config = dataclasses.replace(BANDIT, memory=model, total_timesteps=int(total_timesteps))

@@ -1,7 +1,8 @@
 """MMER of memory models on POPGym tasks: one run per (task, model), seeds vmapped.
 
 ``python -m hystax.experiments.popgym_mmer [--tasks ...] [--models ...] [--seeds 3]
-[--total-timesteps 2e5] [--paper] [--out-dir runs/popgym_mmer]``
+[--total-timesteps 2e5] [--paper] [--out-dir runs/popgym_mmer]`` (``--paper`` without
+``--total-timesteps`` runs the paper's 15M steps)
 
 Each run is ``hystax.train("ppo", "popgym/<task>", memory=<model>)`` from the
 ``ppo.POPGYM_CPU`` config (``--paper``: ``ppo.POPGYM_PAPER``, GPU-sized), so every run
@@ -31,13 +32,22 @@ TASKS = ("RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "Autoencode
 MODELS = ("s5", "gru", "lstm", "mlp")
 
 
-def run(tasks=TASKS, models=MODELS, seeds: int = 3, total_timesteps: int = 200_000,
+def run(tasks=TASKS, models=MODELS, seeds: int = 3, total_timesteps: int | None = 200_000,
         paper: bool = False, out_dir: str | Path = "runs/popgym_mmer",
         progress: bool = True) -> dict:
-    """Train every (task, model), write the MMER CSV/markdown and overlays; return MMERs."""
+    """Train every (task, model), write the MMER CSV/markdown and overlays; return MMERs.
+
+    ``total_timesteps=None`` keeps the config's own budget (1M CPU, 15M paper). Every task
+    and model is validated before the first run starts.
+    """
     out_dir = Path(out_dir)
     base = ppo.POPGYM_PAPER if paper else ppo.POPGYM_CPU
-    base = dataclasses.replace(base, total_timesteps=int(total_timesteps))
+    if total_timesteps is not None:
+        base = dataclasses.replace(base, total_timesteps=int(total_timesteps))
+    for task in tasks:
+        hystax.make(f"popgym/{task}")  # unknown task: HystaxError with suggestions, now
+    for model in models:
+        dataclasses.replace(base, memory=model)  # unknown model: HystaxError, now
     scores: dict[str, dict[str, list[float]]] = {}
     for task in tasks:
         run_dirs = []
@@ -86,12 +96,16 @@ def _cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--total-timesteps", type=float, default=200_000)
+    parser.add_argument("--total-timesteps", type=float, default=None,
+                        help="env steps per seed (default: 2e5, or the paper's 15M with --paper)")
     parser.add_argument("--paper", action="store_true", help="the paper's GPU-sized config")
     parser.add_argument("--out-dir", default="runs/popgym_mmer")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    run(args.tasks, args.models, args.seeds, int(args.total_timesteps), args.paper,
+    steps = args.total_timesteps
+    if steps is None and not args.paper:
+        steps = 200_000
+    run(args.tasks, args.models, args.seeds, None if steps is None else int(steps), args.paper,
         args.out_dir, not args.no_progress)
     return 0
 

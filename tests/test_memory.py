@@ -107,6 +107,10 @@ def test_scan_rejects_bad_shapes():
         reset_aware_scan(a, bu, starts[:, :1], h0)
     with pytest.raises(HystaxError, match="h0 must have shape"):
         reset_aware_scan(a, bu, starts, h0[:, :2])
+    with pytest.raises(HystaxError, match="does not broadcast"):
+        reset_aware_scan(a[:2], bu, starts, h0)
+    h, _ = reset_aware_scan(a, bu, starts, h0.tolist())  # array-likes are accepted
+    assert h.shape == bu.shape
 
 
 def test_hippo_n_eigenvalues():

@@ -105,6 +105,7 @@ def test_bad_recurrent_configs(overrides, match):
 
 
 def test_memory_model_reads_config():
+    assert ppo.Config(memory="s5", d_model=64.0, memory_layers=np.int64(2)).d_model == 64
     model = recurrent_ppo.memory_model(ppo.Config(memory="s4d", memory_layers=3, d_model=16))
     assert (model.model, model.num_layers, model.d_model) == ("s4d", 3, 16)
     assert model.initialize_carry(5).shape == (3, 5, 16 * 32)

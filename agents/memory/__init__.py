@@ -6,18 +6,7 @@
 """
 
 from hystax.agents.memory.scan import reset_aware_loop, reset_aware_scan
-from hystax.agents.memory.stack import (
-           MODELS,
-           SSM_PARAMS,
-           SequenceModel,
-           validate_memory,
-)
+from hystax.agents.memory.stack import MODELS, SSM_PARAMS, SequenceModel, validate_memory
 
-__all__ = [
-           "MODELS",
-           "SSM_PARAMS",
-           "SequenceModel",
-           "reset_aware_loop",
-           "reset_aware_scan",
-           "validate_memory",
-]
+__all__ = ["MODELS", "SSM_PARAMS", "SequenceModel", "reset_aware_loop", "reset_aware_scan",
+           "validate_memory"]

@@ -47,8 +47,7 @@ def reset_aware_scan(a: jax.Array, b: jax.Array, starts: jax.Array, h0: jax.Arra
     Returns:
       ``(h [like b], h_last [like h0])``; ``h_last`` is the carry for the next segment.
     """
-    b = jnp.asarray(b)
-    starts = jnp.asarray(starts)
+    a, b, starts, h0 = (jnp.asarray(x) for x in (a, b, starts, h0))
     if b.ndim < 2:
         raise HystaxError(f"reset_aware_scan: b must be [T, ..., P], got shape {b.shape}")
     if time_axis not in (0, 1) or time_axis >= b.ndim - 1:
@@ -60,6 +59,11 @@ def reset_aware_scan(a: jax.Array, b: jax.Array, starts: jax.Array, h0: jax.Arra
     if h0.shape != b.shape[:time_axis] + b.shape[time_axis + 1:]:
         raise HystaxError(f"reset_aware_scan: h0 must have shape "
                           f"{b.shape[:time_axis] + b.shape[time_axis + 1:]}, got {h0.shape}")
+    try:
+        jnp.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise HystaxError(f"reset_aware_scan: a of shape {a.shape} does not broadcast to b's "
+                          f"shape {b.shape}") from None
     if time_axis == 1:
         a = jnp.broadcast_to(a, b.shape)
         h, h_last = reset_aware_scan(jnp.swapaxes(a, 0, 1), jnp.swapaxes(b, 0, 1),

@@ -155,7 +155,8 @@ class S4DLayer(nn.Module):
         n = np.arange(half)
         imag = np.pi * n if self.init == "lin" else (n_full / np.pi) * (n_full / (2 * n + 1) - 1)
         shape = (self.d_model, half)
-        log_neg_re = self.param("lambda_re", lambda _: jnp.full(shape, np.log(0.5), jnp.float32))
+        log_neg_re = self.param("log_neg_lambda_re",
+                                lambda _: jnp.full(shape, np.log(0.5), jnp.float32))
         lam_im = self.param("lambda_im",
                             lambda _: jnp.broadcast_to(jnp.asarray(imag, jnp.float32), shape))
         lam = -jnp.exp(log_neg_re) + 1j * lam_im

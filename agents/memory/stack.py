@@ -16,6 +16,7 @@ time does not grow with depth.
 from __future__ import annotations
 
 import flax.linen as nn
+import numpy as np
 import jax
 import jax.numpy as jnp
 from hystax.agents.memory.rnn import GRULayer, LSTMLayer, MLPLayer
@@ -24,7 +25,7 @@ from hystax.agents.memory.ssm import DISCRETIZATIONS, S4D_INITS, S4DLayer, S5Lay
 from hystax.errors import require, unknown_name
 
 MODELS = ("s5", "s4d", "gru", "lstm", "mlp")
-SSM_PARAMS = ("lambda_re", "lambda_im", "b", "log_step")
+SSM_PARAMS = ("lambda_re", "log_neg_lambda_re", "lambda_im", "b", "log_step")
 """Parameter names of the SSM layers' own dynamics (Λ, B, log Δ)."""
 
 
@@ -153,7 +154,7 @@ def validate_memory(model, d_model, num_layers, state_size, blocks, conj_sym,
         raise unknown_name("memory model", model, MODELS)
     for name, value in (("d_model", d_model), ("num_layers", num_layers),
                         ("state_size", state_size), ("blocks", blocks)):
-        require(isinstance(value, int) and value > 0,
+        require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0,
                 f"{name} must be a positive integer, got {value!r}")
     require(discretization in DISCRETIZATIONS,
             f"unknown discretization {discretization!r}; choose from {', '.join(DISCRETIZATIONS)}")
