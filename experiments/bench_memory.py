@@ -93,7 +93,7 @@ def bench_layers(sizes: Sizes) -> list[dict]:
             carry = model.initialize_carry(sizes.batch)
             params = model.init(key, carry, (x[:2], starts[:2]))
 
-            def loss(params, x, carry=carry, model=model):
+            def loss(params, x, carry=carry, model=model, starts=starts):
                 _, y = model.apply(params, carry, (x, starts))
                 return jnp.mean(y ** 2)
 

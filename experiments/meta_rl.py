@@ -26,7 +26,7 @@ import numpy as np
 import hystax
 from hystax.agents import ppo
 from hystax.envs.meta import MetaEnv, trial_returns
-from hystax.errors import require
+from hystax.errors import HystaxError, require
 from hystax.stats import mean_and_standard_error
 
 BANDIT = ppo.Config(memory="s5", total_timesteps=300_000, num_envs=16, num_steps=100,
@@ -124,6 +124,13 @@ def _cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", default="runs/meta_rl")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except HystaxError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+
+
+def _main(args) -> int:
     run(args.env, args.models, args.seeds, int(args.total_timesteps), args.eval_steps,
         args.out_dir, not args.no_progress)
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import hystax
 from hystax.agents import ppo
+from hystax.errors import HystaxError
 from hystax.plots import plot_run_dirs
 from hystax.stats import max_mean_episodic_return, mean_and_standard_error
 
@@ -102,6 +103,13 @@ def _cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", default="runs/popgym_mmer")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except HystaxError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+
+
+def _main(args) -> int:
     steps = args.total_timesteps
     if steps is None and not args.paper:
         steps = 200_000
