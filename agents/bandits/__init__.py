@@ -1,0 +1,1 @@
+"""Bandit agents: a policy API run by one lax.scan over rounds, vmapped over seeds."""
