@@ -7,6 +7,7 @@
 """
 
 from hystax.envs.check import check_env
+from hystax.envs import dlb as _dlb
 from hystax.envs import meta as _meta
 from hystax.envs import popgym as _popgym
 from hystax.envs.registry import is_registered, make, names, register
@@ -31,3 +32,4 @@ __all__ = [
 
 _popgym.register_all()
 _meta.register_all()
+_dlb.register_all()

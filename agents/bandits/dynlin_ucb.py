@@ -1,0 +1,116 @@
+"""DynLin-UCB (Mussi, Metelli, Restelli, ICML 2023) as in the authors' code.
+
+Regress the reward on the current action only, after holding that action for an epoch long
+enough for the hidden state to settle. Epoch m lasts L_m = 1 + floor(log m / log(1/rho_bar))
+rounds; at its first round the arm is argmax_u <h_hat, u> + beta(t) ||u||_{V^-1}; only the
+epoch's LAST reward updates V += u u^T, b += y u, h_hat = V^-1 b (V re-inverted each time).
+Round 0 plays a uniformly random arm. Constants (from :class:`ProblemInfo`)::
+
+    c_a = Theta + Omega B_bar Phi_bar / (1 - rho_bar)
+    c_b = U_bar Omega Phi_bar (U_bar B_bar / (1 - rho_bar) + X_bar)
+    sigma_bar^2 = sigma^2 (1 + Omega^2 Phi_bar^2 / (1 - rho_bar^2))
+    beta(t) = c_a sqrt(lam) + c_b log(e (t+1)) / sqrt(lam)
+              + sqrt(2 sigma_bar^2 (log(1/delta) + (d/2) log(1 + t U_bar^2 / (d lam))))
+
+``lam`` is a positive float or ``"logT"`` (lam = log T).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from hystax.agents.bandits.api import Policy, ProblemInfo
+
+from hystax.errors import require
+
+__all__ = ["DynLinUCBState", "beta", "dynlin_ucb", "epoch_length", "epoch_schedule"]
+
+
+def epoch_schedule(rho_bar: float, horizon: int) -> np.ndarray:
+    """Nominal epoch lengths L_1, L_2, ... [M] (numpy int64) of the epochs that start before
+    ``horizon``; the last one is cut short at the horizon when it overruns.
+    rho_bar = 0.2: T = 10^4 -> 2,156 epochs (last L = 5); T = 10^5 -> 17,075 (last 7)."""
+    m = np.arange(1, int(horizon) + 1, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        log_inv = np.log(np.float64(1.0) / np.float64(rho_bar))  # inf at 0: one-round epochs
+        lengths = 1 + np.floor(np.log(m) / log_inv).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return lengths[starts < horizon]
+
+
+def epoch_length(rho_bar, m) -> jax.Array:
+    """L_m = 1 + floor(log m / log(1/rho_bar)) (jnp; rho_bar -> 0 gives 1)."""
+    return 1 + jnp.floor(jnp.log(m) / jnp.log(1.0 / rho_bar)).astype(jnp.int32)
+
+
+def beta(info: ProblemInfo, lam, t) -> jax.Array:
+    """The confidence radius beta(t) (see the module doc)."""
+    one_minus = 1.0 - info.rho_bar
+    c_a = info.theta_bound + info.omega_bound * info.b_bound * info.phi_bar / one_minus
+    c_b = info.u_bound * info.omega_bound * info.phi_bar * (
+        info.u_bound * info.b_bound / one_minus + info.x_bound)
+    sigma2 = info.sigma**2 * (1 + info.omega_bound**2 * info.phi_bar**2 / (1 - info.rho_bar**2))
+    d = info.arms.shape[1]
+    log_det = (d / 2) * jnp.log(1 + t * info.u_bound**2 / (d * lam))
+    return (c_a * jnp.sqrt(lam) + c_b * jnp.log(jnp.e * (t + 1)) / jnp.sqrt(lam)
+            + jnp.sqrt(2 * sigma2 * (jnp.log(1 / info.delta) + log_det)))
+
+
+@struct.dataclass
+class DynLinUCBState:
+    """V, V_inv [d, d]; b, h_hat [d]; arm (held), m (epoch index, from 1), start/end (rounds of
+    the current epoch, end exclusive), n_updates; lam and info for the UCB."""
+
+    V: jax.Array
+    V_inv: jax.Array
+    b: jax.Array
+    h_hat: jax.Array
+    arm: jax.Array
+    m: jax.Array
+    start: jax.Array
+    end: jax.Array
+    n_updates: jax.Array
+    lam: jax.Array
+    info: ProblemInfo
+
+
+def dynlin_ucb(lam: float | str = "logT") -> Policy:
+    """DynLin-UCB with regularisation ``lam`` (a float > 0, or ``"logT"`` for log T)."""
+    require(lam == "logT" or (isinstance(lam, (int, float)) and not isinstance(lam, bool) and lam > 0),
+            f"dynlin_ucb: lam must be a positive number or 'logT', got {lam!r}")
+
+    def init(key, info):
+        d = info.arms.shape[1]
+        lam_ = jnp.log(jnp.asarray(info.horizon, float)) if lam == "logT" else jnp.asarray(lam, float)
+        lam_ = jnp.maximum(lam_, 1e-12)
+        eye = jnp.eye(d)
+        return DynLinUCBState(V=lam_ * eye, V_inv=eye / lam_, b=jnp.zeros(d), h_hat=jnp.zeros(d),
+                              arm=jnp.int32(0), m=jnp.int32(1), start=jnp.int32(0),
+                              end=epoch_length(info.rho_bar, 1), n_updates=jnp.int32(0),
+                              lam=lam_, info=info)
+
+    def act(state, key, t):
+        arms = state.info.arms
+        width = jnp.sqrt(jnp.einsum("kd,de,ke->k", arms, state.V_inv, arms))
+        ucb = arms @ state.h_hat + beta(state.info, state.lam, t) * width
+        chosen = jnp.where(t == 0, jax.random.randint(key, (), 0, arms.shape[0]), jnp.argmax(ucb))
+        return jnp.where(t == state.start, chosen, state.arm).astype(jnp.int32)
+
+    def update(state, arm, reward, t):
+        u = state.info.arms[arm]
+        last = t == state.end - 1
+        V = jnp.where(last, state.V + jnp.outer(u, u), state.V)
+        b = jnp.where(last, state.b + reward * u, state.b)
+        V_inv = jnp.where(last, jnp.linalg.inv(V), state.V_inv)
+        m = state.m + last
+        return state.replace(
+            V=V, V_inv=V_inv, b=b, h_hat=jnp.where(last, V_inv @ b, state.h_hat),
+            arm=jnp.asarray(arm, jnp.int32), m=m,
+            start=jnp.where(last, state.end, state.start),
+            end=jnp.where(last, state.end + epoch_length(state.info.rho_bar, m), state.end),
+            n_updates=state.n_updates + last)
+
+    name = "DynLin-UCB (lam=log T)" if lam == "logT" else f"DynLin-UCB (lam={lam:g})"
+    return Policy(init, act, update, name)
