@@ -47,3 +47,27 @@ def test_four_simulated_devices_match_one_device():
     assert result["max_diff"] < 1e-4
     assert "6 seeds cannot be split evenly over 4 devices" in result["error"]
     assert result["default_devices"] == [1, 2, 4]
+
+
+BANDIT_SCRIPT = textwrap.dedent("""
+    import json, jax, numpy as np
+    import hystax
+    from hystax.agents.bandits import ALGORITHMS, run, run_seeds
+    from hystax.envs.dlb import preset
+    problem = preset("real")
+    out = run_seeds(ALGORITHMS["dynlin-ucb-logT"](), problem, seeds=4, horizon=2000)
+    alone = run(ALGORITHMS["dynlin-ucb-logT"](), problem, jax.random.PRNGKey(3), 2000)
+    print(json.dumps({"devices": len(jax.devices()),
+                      "max_diff": float(np.abs(out.pseudo_regret[3] - alone.pseudo_regret).max()
+                                        + np.abs(out.regret[3] - alone.regret).max())}))
+""")
+
+
+def test_bandit_seeds_sharded_over_four_devices_match_a_single_run():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", BANDIT_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 4 and result["max_diff"] < 1e-9

@@ -42,6 +42,7 @@ import numpy as np
 from flax import struct
 from hystax.envs.dlb import DLBProblem, expected_reward, sample_noise, step
 
+from hystax import sharding
 from hystax.errors import HystaxError, require
 
 __all__ = ["Policy", "ProblemInfo", "RunResult", "make_info", "round_noise", "run", "run_seeds"]
@@ -226,7 +227,8 @@ def run(policy: Policy, problem: DLBProblem, key: jax.Array, horizon: int,
 def run_seeds(policy: Policy, problem: DLBProblem, seeds, horizon: int,
               record_every: int | None = None, bounds: dict | None = None) -> RunResult:
     """:func:`run` vmapped over seeds: ``seeds`` is a count S (seeds 0..S-1) or a list of ints;
-    seed s uses ``PRNGKey(s)``, so every policy sees the same noise for the same seed."""
+    seed s uses ``PRNGKey(s)``, so every policy sees the same noise for the same seed. The seed
+    axis is sharded over the most devices that divide S (:mod:`hystax.sharding`)."""
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         require(seeds > 0, f"seeds must be positive, got {seeds}")
         seeds = range(int(seeds))
@@ -235,5 +237,6 @@ def run_seeds(policy: Policy, problem: DLBProblem, seeds, horizon: int,
         raise HystaxError(f"seeds must be a count or a non-empty list of ints, got {seeds!r}")
     info, every = _prepare(policy, problem, horizon, record_every, bounds)
     with jax.enable_x64(True):
-        keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
+        # PRNGKey(seed) per seed, the seed axis sharded over the devices (hystax.sharding)
+        keys = sharding.seed_keys(seeds.tolist(), sharding.seed_mesh(len(seeds)))
         return _result(_compiled(policy, horizon // every, every, True)(problem, info, keys), every)
