@@ -1,4 +1,4 @@
-"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``bench``.
+"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``bandit``, ``bench``.
 
 Heavy modules (jax, the agents) are imported only by the command that needs them, so
 ``hystax --help`` and ``hystax list`` stay fast. Bad input prints one line
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if rest and args.command != "train":
+    if rest and args.command not in ("train", "bandit"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest)
@@ -99,8 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="where an overlay of several runs goes (default: runs/compare)")
     p.set_defaults(func=_plot)
 
+    p = sub.add_parser("bandit", add_help=False,
+                       help="bandit experiments (hystax bandit dlb --preset real --seeds 10)",
+                       usage="hystax bandit dlb [--preset P] [--horizon T] [--seeds N] "
+                             "[--algorithms ...] [--out-dir DIR] (hystax bandit dlb --help)")
+    p.add_argument("problem", choices=["dlb"], help="which bandit problem")
+    p.set_defaults(func=_bandit)
+
     p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory)")
-    p.add_argument("what", choices=["ppo", "memory"], help="which benchmark")
+    p.add_argument("what", choices=["ppo", "memory", "bandits"], help="which benchmark")
     p.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     p.add_argument("--out", help="where the results JSON goes (default: runs/bench_WHAT.json)")
     p.set_defaults(func=_bench)
@@ -133,8 +140,13 @@ def _demo(args, rest) -> int:
 def _list(args, rest) -> int:
     from hystax import agents, envs
 
+    from hystax.agents.bandits import ALGORITHMS
+
     print("agents:")
     for name in agents.names():
+        print(f"  {name}")
+    print("bandit algorithms (hystax bandit dlb --algorithms ...):")
+    for name in ALGORITHMS:
         print(f"  {name}")
     print("environments:")
     for name in envs.names():
@@ -269,6 +281,12 @@ def _plot(args, rest) -> int:
                               out_dir=Path(args.out_dir) if args.out_dir else None):
         print(f"wrote {path}")
     return 0
+
+
+def _bandit(args, rest) -> int:
+    from hystax.experiments import dlb
+
+    return dlb._cli(rest, prog=f"hystax bandit {args.problem}")
 
 
 def _bench(args, rest) -> int:

@@ -31,6 +31,7 @@ def test_list_names_agents_and_envs(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
     assert "ppo" in text and "CartPole-v1" in text and "Pendulum-v1" in text
+    assert "dynlin-ucb-logT" in text and "dlb/real" in text and "popgym/RepeatFirstHard" in text
 
 
 def test_train_help_lists_config_fields(capsys):

@@ -169,8 +169,12 @@ def _single_run(policy: Policy, problem: DLBProblem, info: ProblemInfo, key, blo
                  counts.at[arm].add(1))
         return carry, None
 
+    def counted_round(carry_t, _):  # the round index travels in the carry: memory flat in T
+        carry, t = carry_t
+        return (round_(carry, t)[0], t + 1), None
+
     def block(carry, b):
-        carry, _ = jax.lax.scan(round_, carry, b * every + jnp.arange(every))
+        (carry, _), _ = jax.lax.scan(counted_round, (carry, b * every), None, length=every)
         return carry, (carry[2], carry[3])
 
     pstate = policy.init(jax.random.fold_in(key, 2), info)

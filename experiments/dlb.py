@@ -1,0 +1,228 @@
+"""Dynamical linear bandits: every algorithm on a DLB preset, seeds vmapped, regret curves and tables.
+
+``python -m hystax.experiments.dlb --preset synthetic-0.01 --horizon 100000 --seeds 20
+[--algorithms ...] [--record-every N] [--out-dir runs/dlb/<preset>]`` (or ``hystax bandit dlb ...``)
+
+Each algorithm is one jitted ``run_seeds`` (``lax.scan`` over rounds, ``vmap`` over seeds, float64).
+Seed s uses ``PRNGKey(s)`` for every algorithm, so all of them see the same noise sequence
+(common random numbers). The paper's setting is ``--horizon 1000000 --seeds 10``. Writes:
+
+* ``regret.csv``: long form ``algorithm,seed,round,regret,pseudo_regret`` on the recorded
+  (subsampled) rounds; ``regret`` is the realised expected regret T J* - sum E[y_t | x_t, u_t],
+  ``pseudo_regret`` the steady-state pseudo-regret sum (J* - <h, u_t>) of the paper's plots;
+* ``regret.png`` (pseudo-regret) and ``regret_realised.png`` (realised expected regret): mean ±
+  s.e. over seeds, all algorithms, linear and log-log axes;
+* ``final.md`` / ``final.json``: final regret per algorithm (mean ± s.e., min, max over seeds,
+  both regrets), sorted by final pseudo-regret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from hystax.agents.bandits import ALGORITHMS, run_seeds
+from hystax.agents.bandits.api import _default_every
+from hystax.envs.dlb import PRESETS
+from hystax.envs.dlb import preset as make_preset
+
+import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
+from hystax.errors import HystaxError, require, unknown_name
+from hystax.plots import plot_regret
+from hystax.stats import mean_and_standard_error
+
+EXPERT_PRESETS = ("real",)
+"""Presets where the constant "Expert" (the real system's human allocation) makes sense."""
+
+
+def default_algorithms(preset: str) -> list[str]:
+    """Every algorithm that applies to ``preset`` (the Expert only on the real system)."""
+    return [a for a in ALGORITHMS if a != "expert" or preset in EXPERT_PRESETS]
+
+
+def _positive_int(name: str, value) -> int:
+    """``value`` as a positive int (accepts integral floats like 1e6 and strings like "1e6")."""
+    original = value
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            raise HystaxError(f"{name} must be a positive integer, got {original!r}") from None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0,
+            f"{name} must be a positive integer, got {original!r}")
+    return int(value)
+
+
+def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every=None):
+    """Check every argument (nothing is compiled); returns ``(problem, algorithms, seeds,
+    horizon, record_every)`` normalised. Raises HystaxError with a one-line message."""
+    require(isinstance(preset, str), f"preset must be a name, got {preset!r}")
+    problem = make_preset(preset)  # unknown preset: HystaxError with suggestions
+    if algorithms is None:
+        algorithms = default_algorithms(preset)
+    algorithms = [algorithms] if isinstance(algorithms, str) else list(algorithms)
+    require(len(algorithms) > 0, "no algorithms given")
+    for name in algorithms:
+        if name not in ALGORITHMS:
+            raise unknown_name("bandit algorithm", str(name), ALGORITHMS)
+        require(name != "expert" or preset in EXPERT_PRESETS,
+                f"algorithm 'expert' is the real advertising system's human allocation: only for "
+                f"preset {', '.join(repr(p) for p in EXPERT_PRESETS)}, not {preset!r}")
+    require(len(set(algorithms)) == len(algorithms), f"algorithms repeated: {algorithms}")
+    seeds = _positive_int("seeds", seeds)
+    horizon = _positive_int("horizon", horizon)
+    if record_every is None:
+        record_every = _default_every(horizon)
+    record_every = _positive_int("record_every", record_every)
+    require(horizon % record_every == 0,
+            f"record_every must divide the horizon {horizon}, got {record_every}")
+    return problem, algorithms, seeds, horizon, record_every
+
+
+def run(preset: str, algorithms=None, seeds: int = 10, horizon: int = 10**6,
+        record_every: int | None = None, out_dir: str | Path | None = None,
+        progress: bool = True) -> dict:
+    """Run each algorithm on ``preset`` (same seeds for all), write CSV/PNG/tables to ``out_dir``
+    (default ``runs/dlb/<preset>``); return the summary (what ``final.json`` holds).
+
+    algorithms: names from :data:`hystax.agents.bandits.ALGORITHMS` (default: all that apply;
+    the Expert only on ``"real"``). record_every: regret is recorded every this many rounds (a
+    divisor of ``horizon``; default the smallest giving at most 1000 points). Everything is
+    validated before the first compilation.
+    """
+    problem, algorithms, seeds, horizon, record_every = validate(
+        preset, algorithms, seeds, horizon, record_every)
+    out_dir = Path(out_dir) if out_dir is not None else Path("runs/dlb") / preset
+    from tqdm.auto import tqdm
+
+    results, start = {}, time.perf_counter()
+    bar = tqdm(algorithms, desc=f"dlb {preset}", unit="alg", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(f"{name} ({seeds} seeds x {horizon:,} rounds)")
+        policy = ALGORITHMS[name]()
+        t0 = time.perf_counter()
+        out = run_seeds(policy, problem, seeds, horizon, record_every=record_every)
+        results[name] = (policy.name, out, time.perf_counter() - t0)
+    bar.close()
+    summary = _summary(preset, problem, results, seeds, horizon, record_every,
+                       time.perf_counter() - start)
+    write_outputs(summary, results, out_dir)
+    return summary
+
+
+def _stats(final: np.ndarray) -> dict:
+    mean, se = mean_and_standard_error(final)
+    return {"mean": mean, "se": se, "min": float(final.min()), "max": float(final.max()),
+            "per_seed": final.tolist()}
+
+
+def _summary(preset, problem, results, seeds, horizon, record_every, wall_s) -> dict:
+    rows = []
+    for name, (label, out, secs) in results.items():
+        counts = out.arm_counts.mean(axis=0)
+        rows.append({"algorithm": name, "label": label,
+                     "pseudo_regret": _stats(out.pseudo_regret[:, -1]),
+                     "regret": _stats(out.regret[:, -1]),
+                     "mean_arm_fraction": (counts / horizon).tolist(), "wall_s": secs})
+    rows.sort(key=lambda r: r["pseudo_regret"]["mean"])
+    return {"preset": preset, "horizon": horizon, "seeds": seeds, "record_every": record_every,
+            "J_star": float(problem.J_star), "u_star": problem.u_star.tolist(),
+            "h": problem.h.tolist(), "arms": problem.arms.tolist(),
+            "sigma": float(problem.sigma), "rho": float(problem.rho), "phi": float(problem.phi),
+            "rows": rows, "wall_s": wall_s,
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def _cell(s: dict) -> str:
+    return f"{s['mean']:,.1f} ± {s['se']:,.1f}"
+
+
+def format_table(summary: dict) -> str:
+    """The markdown table of final regrets (sorted by final pseudo-regret)."""
+    T = summary["horizon"]
+    lines = [(f"DLB `{summary['preset']}`: final regret at T = {T:,}, mean ± s.e. (min / max) "
+              f"over {summary['seeds']} seeds, the same noise for every algorithm; J* = "
+              f"{summary['J_star']:.5f}, u* = {tuple(summary['u_star'])}"), "",
+             ("| algorithm | pseudo-regret | min / max | per round | realised expected regret "
+              "| min / max | wall s |"), "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in summary["rows"]:
+        p, q = r["pseudo_regret"], r["regret"]
+        lines.append(f"| {r['label']} | {_cell(p)} | {p['min']:,.1f} / {p['max']:,.1f} | "
+                     f"{p['mean'] / T:.4f} | {_cell(q)} | {q['min']:,.1f} / {q['max']:,.1f} | "
+                     f"{r['wall_s']:.1f} |")
+    lines += ["", ("pseudo-regret = sum_t (J* - <h, u_t>) (the paper's curves); realised "
+                   "expected regret = T J* - sum_t E[y_t | x_t, u_t] on the realised state path. "
+                   "wall s: compile + run of all seeds.")]
+    return "\n".join(lines)
+
+
+def write_outputs(summary: dict, results: dict, out_dir: Path) -> None:
+    """``regret.csv``, ``regret.png``, ``regret_realised.png``, ``final.md``, ``final.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "regret.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["algorithm", "seed", "round", "regret", "pseudo_regret"])
+        for name, (_, out, _) in results.items():
+            for s in range(out.regret.shape[0]):
+                writer.writerows([name, s, int(t), f"{a:.10g}", f"{b:.10g}"]
+                                 for t, a, b in zip(out.rounds, out.regret[s], out.pseudo_regret[s]))
+    order = [r["algorithm"] for r in summary["rows"]]
+    title = f"DLB {summary['preset']}, T = {summary['horizon']:,}"
+    rounds = next(iter(results.values()))[1].rounds
+    plot_regret({results[n][0]: results[n][1].pseudo_regret for n in order},
+                out_dir / "regret.png", rounds=rounds, title=f"{title}: pseudo-regret")
+    plot_regret({results[n][0]: results[n][1].regret for n in order},
+                out_dir / "regret_realised.png", rounds=rounds,
+                title=f"{title}: realised expected regret")
+    table = format_table(summary)
+    summary["table"] = table
+    (out_dir / "final.md").write_text(table + "\n")
+    (out_dir / "final.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(table)
+    print(f"wrote {out_dir}/regret.csv, regret.png, regret_realised.png, final.md, final.json "
+          f"({summary['wall_s']:.0f} s)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.dlb") -> int:
+    parser = _Parser(prog=prog, description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--preset", default="synthetic-0.01",
+                        help=f"DLB preset: {', '.join(PRESETS)} (default: %(default)s)")
+    parser.add_argument("--horizon", default="100000", help="rounds T (default: %(default)s)")
+    parser.add_argument("--seeds", default="20", help="seeds 0..N-1 (default: %(default)s)")
+    parser.add_argument("--algorithms", nargs="+", default=None,
+                        help=f"default: all that apply ({', '.join(ALGORITHMS)}; expert only on real)")
+    parser.add_argument("--record-every", default=None,
+                        help="record the regret every N rounds (default: <= 1000 points)")
+    parser.add_argument("--out-dir", default=None, help="default: runs/dlb/<preset>")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        run(args.preset, args.algorithms, args.seeds, args.horizon, args.record_every,
+            args.out_dir, progress=not args.no_progress)
+    except HystaxError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``hystax bandit dlb`` (same as :func:`_cli`)."""
+    return _cli(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())
