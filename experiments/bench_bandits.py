@@ -19,20 +19,17 @@ Results go to stdout as a markdown table and to ``out`` as JSON (with machine in
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from hystax.agents.bandits import api, dynlin_ucb, make_info
 from hystax.envs.dlb import preset
-from hystax.experiments.bench_ppo import machine_info
+from hystax.experiments.bench_common import bench_cli, machine_info, write_results
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 
@@ -326,21 +323,12 @@ def main(quick: bool = False, out: str = "runs/bench_bandits.json") -> dict:
     print(f"{machine['backend']} {machine['devices']}, jax {machine['jax']}, "
           f"{machine['usable_cpus']} usable CPUs, load {machine['loadavg_at_start']}; "
           f"total {results['total_s']:.0f} s")
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results(results, out)
     return results
 
 
 def _cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hystax.experiments.bench_bandits",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    parser.add_argument("--out", default="runs/bench_bandits.json", help="where the JSON goes")
-    args = parser.parse_args(argv)
-    main(quick=args.quick, out=args.out)
-    return 0
+    return bench_cli(main, "bandits", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,10 @@ scan has little parallel hardware to use; the ratios are reported as they are.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +30,7 @@ import hystax
 from hystax.agents import ppo
 from hystax.agents.api import default_hparams
 from hystax.agents.memory import SequenceModel
-from hystax.experiments.bench_ppo import machine_info
+from hystax.experiments.bench_common import bench_cli, machine_info, write_results
 
 LAYER_MODELS = ("s5", "s4d", "gru", "lstm")
 PPO_ENV = "MemoryChain-bsuite"
@@ -169,21 +166,12 @@ def main(quick: bool = False, out: str = "runs/bench_memory.json") -> dict:
     machine = results["machine"]
     print(f"\n{machine['backend']} {machine['devices']}, {machine['usable_cpus']} usable CPUs, "
           f"load {machine['loadavg_at_start']}; total {results['total_s']:.0f} s")
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"wrote {path}")
+    write_results(results, out)
     return results
 
 
 def _cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hystax.experiments.bench_memory",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    parser.add_argument("--out", default="runs/bench_memory.json", help="where the JSON goes")
-    args = parser.parse_args(argv)
-    main(quick=args.quick, out=args.out)
-    return 0
+    return bench_cli(main, "memory", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -14,26 +14,20 @@ Results go to stdout as a markdown table and to ``out`` as JSON (with machine in
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime
 import functools
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import jax
-import jaxlib
 import numpy as np
 
 from hystax import runner, sharding
 from hystax.agents import ppo
 from hystax.agents.api import merge_hparams
+from hystax.experiments.bench_common import bench_cli, machine_info, write_results
 
 ENV = "CartPole-v1"
 TARGET_RATIO = 1.10
@@ -179,21 +173,6 @@ def bench_runner_train(num_seeds: int, num_updates: int) -> float:
     return time.perf_counter() - start
 
 
-def machine_info() -> dict:
-    """Where the numbers came from."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {"devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),
-            "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "cpu_count": os.cpu_count(), "usable_cpus": usable,
-            "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "date": datetime.datetime.now().isoformat(timespec="seconds")}
-
-
 def format_table(results: dict) -> str:
     """The markdown table of env-steps/s, run seconds and compile seconds."""
     lines = ["| benchmark | env-steps/s | run s | compile s |", "|---|---:|---:|---:|"]
@@ -239,21 +218,12 @@ def main(quick: bool = False, out: str = "runs/bench_ppo.json") -> dict:
               f"{runner_train_s:.1f} s")
     print(f"{machine['backend']} {machine['devices']}, jax {machine['jax']}, "
           f"{machine['usable_cpus']} usable CPUs; total {results['total_s']:.0f} s")
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results(results, out)
     return results
 
 
 def _cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hystax.experiments.bench_ppo",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    parser.add_argument("--out", default="runs/bench_ppo.json", help="where the JSON goes")
-    args = parser.parse_args(argv)
-    main(quick=args.quick, out=args.out)
-    return 0
+    return bench_cli(main, "ppo", __doc__, argv)
 
 
 if __name__ == "__main__":
