@@ -90,6 +90,7 @@ class _CartPole(environment.Environment[EnvState, EnvParams]):
         return self._obs(state, noise)
 
     def _obs(self, state: EnvState, noise: jax.Array) -> jax.Array:
+        """The variant's observation (each subclass defines its own)."""
         raise NotImplementedError
 
     @property
