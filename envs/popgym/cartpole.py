@@ -17,33 +17,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import spaces
 from gymnax.environments.classic_control import cartpole as gymnax_cartpole
-from hystax.envs.popgym import LEVELS, level_index
+from hystax.envs.popgym.control import ControlEnv, uniform_and_normal
 
 EnvState = gymnax_cartpole.EnvState  # x, x_dot, theta, theta_dot, time
 
 X_HIGH = 2.4 * 2                           # the reference's observation bound on x
 THETA_HIGH = 12 * 2 * math.pi / 360 * 2    # ... and on theta
-_OPEN_LOW = float(np.nextafter(np.float32(-1), np.float32(0)))  # as jax.random.normal uses
-
-
-def uniform_and_normal(key: jax.Array, n_uniform: int, n_normal: int):
-    """``n_uniform`` U(-1, 1) and ``n_normal`` N(0, 1) variates from one PRNG call.
-
-    Every PRNG call in ``reset_env`` adds compile time to each jitted, auto-resetting
-    ``step``; one call serves the start state and the first observation's noise. The
-    normals are made as ``jax.random.normal`` makes them: sqrt(2) * erf_inv(U(-1, 1))."""
-    u = jax.random.uniform(key, (n_uniform + n_normal,), minval=_OPEN_LOW, maxval=1.0)
-    return u[:n_uniform], jnp.sqrt(2.0) * jax.lax.erf_inv(u[n_uniform:])
-
-
 @struct.dataclass
 class EnvParams(gymnax_cartpole.EnvParams):
     max_steps_in_episode: int = 200
 
 
-class _CartPole(environment.Environment[EnvState, EnvParams]):
+class _CartPole(ControlEnv):
     """Shared CartPole core: physics, reward, episode ends; subclasses choose the obs.
 
     - action: ``Discrete(2)``, push left (0) or right (1).
@@ -57,20 +44,9 @@ class _CartPole(environment.Environment[EnvState, EnvParams]):
       steps (both may hold on the same step, as in the reference).
     """
 
+    PHYSICS = gymnax_cartpole.CartPole
+    PARAMS = EnvParams
     LENGTHS = (200, 400, 600)
-    SIGMAS = (0.0, 0.0, 0.0)
-
-    def __init__(self, level: str = "easy"):
-        super().__init__()
-        index = level_index(level, type(self).__name__)
-        self.level = LEVELS[index]
-        self.max_episode_length = self.LENGTHS[index]
-        self.noise_sigma = self.SIGMAS[index]
-        self._physics = gymnax_cartpole.CartPole()
-
-    @property
-    def default_params(self) -> EnvParams:
-        return EnvParams(max_steps_in_episode=self.max_episode_length)
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         u, noise = uniform_and_normal(key, 4, 2)
@@ -83,19 +59,6 @@ class _CartPole(environment.Environment[EnvState, EnvParams]):
         reward = jnp.where(reward > 0, 1.0 / params.max_steps_in_episode, -1.0)
         obs = self.observe(key, state, action, params)
         return obs, state, reward.astype(jnp.float32), terminated, {}
-
-    def observe(self, key: jax.Array, state: EnvState, action: Any, params: EnvParams):
-        """The observation of ``state``, with fresh noise from ``key`` if the variant is noisy."""
-        noise = jax.random.normal(key, (2,)) if self.noise_sigma else jnp.zeros(2)
-        return self._obs(state, noise)
-
-    def _obs(self, state: EnvState, noise: jax.Array) -> jax.Array:
-        """The variant's observation (each subclass defines its own)."""
-        raise NotImplementedError
-
-    @property
-    def name(self) -> str:
-        return f"popgym/{type(self).__name__}{self.level.capitalize()}"
 
     @property
     def num_actions(self) -> int:

@@ -14,10 +14,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import spaces
 from gymnax.environments.classic_control import pendulum as gymnax_pendulum
-from hystax.envs.popgym import LEVELS, level_index
-from hystax.envs.popgym.cartpole import uniform_and_normal
+from hystax.envs.popgym.control import ControlEnv, uniform_and_normal
 
 EnvState = gymnax_pendulum.EnvState  # theta, theta_dot, last_u, time
 
@@ -29,7 +28,7 @@ class EnvParams(gymnax_pendulum.EnvParams):
     max_steps_in_episode: int = 200
 
 
-class PositionOnlyPendulum(environment.Environment[EnvState, EnvParams]):
+class PositionOnlyPendulum(ControlEnv):
     """Pendulum observing only the angle (POPGym ``PositionOnlyPendulum``).
 
     - obs: ``[cos(theta), sin(theta)]`` in [-1, 1].
@@ -46,20 +45,9 @@ class PositionOnlyPendulum(environment.Environment[EnvState, EnvParams]):
     ====== ==============
     """
 
+    PHYSICS = gymnax_pendulum.Pendulum
+    PARAMS = EnvParams
     LENGTHS = (200, 150, 100)
-    SIGMAS = (0.0, 0.0, 0.0)
-
-    def __init__(self, level: str = "easy"):
-        super().__init__()
-        index = level_index(level, type(self).__name__)
-        self.level = LEVELS[index]
-        self.max_episode_length = self.LENGTHS[index]
-        self.noise_sigma = self.SIGMAS[index]
-        self._physics = gymnax_pendulum.Pendulum()
-
-    @property
-    def default_params(self) -> EnvParams:
-        return EnvParams(max_steps_in_episode=self.max_episode_length)
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         u, noise = uniform_and_normal(key, 2, 2)
@@ -74,17 +62,8 @@ class PositionOnlyPendulum(environment.Environment[EnvState, EnvParams]):
         obs = self.observe(key, state, action, params)
         return obs, state, reward.astype(jnp.float32), jnp.bool_(False), {}
 
-    def observe(self, key: jax.Array, state: EnvState, action: Any, params: EnvParams):
-        """The observation of ``state``, with fresh noise from ``key`` if the variant is noisy."""
-        noise = jax.random.normal(key, (2,)) if self.noise_sigma else jnp.zeros(2)
-        return self._obs(state, noise)
-
     def _obs(self, state: EnvState, noise: jax.Array) -> jax.Array:
         return jnp.stack([jnp.cos(state.theta), jnp.sin(state.theta)]).astype(jnp.float32)
-
-    @property
-    def name(self) -> str:
-        return f"popgym/{type(self).__name__}{self.level.capitalize()}"
 
     @property
     def num_actions(self) -> int:
