@@ -13,6 +13,7 @@ bootstrap, while both ``terminated`` and ``truncated`` cut the GAE recursion.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any, ClassVar
 
 import flax.struct
@@ -245,6 +246,35 @@ def episode_metrics(info) -> dict[str, jax.Array]:
             "episodes": n_ended}
 
 
+def minibatch_epochs(params, opt_state, key, loss_fn, tx, num_epochs: int, minibatches,
+                     transform_updates=None):
+    """``num_epochs`` passes of minibatch gradient steps, as one ``lax.scan`` over epochs.
+
+    ``minibatches(key)`` returns a fresh split of the data for each epoch: a pytree whose
+    leaves have a leading ``[num_minibatches]`` axis; ``loss_fn(params, *minibatch)`` returns
+    ``(loss, stats)``; ``transform_updates`` (optional) edits the optimiser's updates before
+    they are applied. Returns ``((params, opt_state, key), stats [epochs, minibatches])``.
+    """
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def minibatch_step(carry, minibatch):
+        params, opt_state = carry
+        (_, stats), grads = grad_fn(params, *minibatch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        if transform_updates is not None:
+            updates = transform_updates(updates)
+        return (optax.apply_updates(params, updates), opt_state), stats
+
+    def epoch(carry, _):
+        params, opt_state, key = carry
+        key, k_split = jax.random.split(key)
+        (params, opt_state), stats = jax.lax.scan(minibatch_step, (params, opt_state),
+                                                  minibatches(k_split))
+        return (params, opt_state, key), stats
+
+    return jax.lax.scan(epoch, (params, opt_state, key), None, length=num_epochs)
+
+
 def annealed_lr(config: Config, state):
     """``hparams["lr"]``, linearly annealed to 0 over the updates when ``config.anneal_lr``."""
     if not config.anneal_lr:
@@ -321,7 +351,7 @@ def make_algorithm(config: Config, env, env_params) -> Algorithm:
                                   "returned_episode_lengths")})
         return state.replace(env_state=env_state, obs=obs, key=key), transition
 
-    def loss_fn(params, hparams, batch: Transition, advantages, targets):
+    def loss_fn(params, batch: Transition, advantages, targets, *, hparams):
         policy_out, value = network.apply(params, batch.obs)
         return clipped_ppo_loss(policy_distribution(policy_out, discrete), value, batch,
                                 advantages, targets, hparams)
@@ -332,30 +362,18 @@ def make_algorithm(config: Config, env, env_params) -> Algorithm:
         _, final_values = network.apply(state.params, traj.final_obs)
         advantages, targets = gae_advantages(traj, final_values, hp["gamma"], hp["gae_lambda"])
         tx = make_optimizer(hp, learning_rate(state))
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         flat = jax.tree.map(lambda x: x.reshape((batch_size, *x.shape[2:])),
                             (traj.replace(info={}), advantages, targets))
 
-        def epoch(carry, _):
-            params, opt_state, key = carry
-            key, k_perm = jax.random.split(key)
-            perm = jax.random.permutation(k_perm, batch_size)
-            minibatches = jax.tree.map(
+        def shuffled_minibatches(key):
+            perm = jax.random.permutation(key, batch_size)
+            return jax.tree.map(
                 lambda x: x[perm].reshape((config.num_minibatches, minibatch_size, *x.shape[1:])),
                 flat)
 
-            def minibatch_step(carry, mb):
-                params, opt_state = carry
-                (_, stats), grads = grad_fn(params, hp, *mb)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), stats
-
-            (params, opt_state), stats = jax.lax.scan(minibatch_step, (params, opt_state),
-                                                      minibatches)
-            return (params, opt_state, key), stats
-
-        (params, opt_state, key), stats = jax.lax.scan(
-            epoch, (state.params, state.opt_state, state.key), None, length=config.update_epochs)
+        (params, opt_state, key), stats = minibatch_epochs(
+            state.params, state.opt_state, state.key, partial(loss_fn, hparams=hp), tx,
+            config.update_epochs, shuffled_minibatches)
         state = state.replace(params=params, opt_state=opt_state, key=key,
                               update=state.update + 1)
         metrics = {"env_steps": state.update * batch_size, **episode_metrics(traj.info),

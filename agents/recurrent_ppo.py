@@ -17,12 +17,12 @@ Used by :mod:`hystax.agents.ppo` when ``config.memory != "none"``
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
-import optax
 from hystax.agents.api import Algorithm
 from hystax.agents.memory import SSM_PARAMS, SequenceModel
 from hystax.agents.networks import RecurrentActorCritic
@@ -85,6 +85,7 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         episode_metrics,
         gae_advantages,
         make_optimizer,
+        minibatch_epochs,
         policy_distribution,
         prepare_env,
     )
@@ -134,7 +135,7 @@ def make_algorithm(config, env, env_params) -> Algorithm:
                               final_obs=info["final_observation"], carry=carry, key=key)
         return state, transition
 
-    def loss_fn(params, hparams, carry, batch: RecurrentTransition, advantages, targets):
+    def loss_fn(params, carry, batch: RecurrentTransition, advantages, targets, *, hparams):
         _, (policy_out, value) = network.apply(params, carry, batch.obs, batch.start)
         return clipped_ppo_loss(policy_distribution(policy_out, discrete), value, batch,
                                 advantages, targets, hparams)
@@ -155,31 +156,17 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         hp = state.hparams
         advantages, targets = gae_advantages(traj, final_values, hp["gamma"], hp["gae_lambda"])
         tx = make_optimizer(hp, annealed_lr(config, state))
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         data = (rollout_carry, traj.replace(info={}, final_obs=None, previous_final_value=None),
                 advantages, targets)
 
-        def epoch(carry, _):
-            params, opt_state, key = carry
-            key, k_perm = jax.random.split(key)
-            groups = jax.random.permutation(k_perm, n_envs).reshape(n_mb, envs_per_minibatch)
+        def trajectory_minibatches(key):  # envs permuted and split: [n_mb, ..., envs/n_mb, ...]
+            groups = jax.random.permutation(key, n_envs).reshape(n_mb, envs_per_minibatch)
+            return jax.tree.map(lambda x: jnp.moveaxis(x[:, groups], 1, 0), data)
 
-            def minibatch_step(carry, envs):
-                params, opt_state = carry
-                mem, batch, adv, tgt = data
-                mb = (mem[:, envs], jax.tree.map(lambda x: x[:, envs], batch), adv[:, envs],
-                      tgt[:, envs])
-                (_, stats), grads = grad_fn(params, hp, *mb)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                updates = scale_ssm_updates(updates, hp["ssm_lr_scale"])
-                return (optax.apply_updates(params, updates), opt_state), stats
-
-            (params, opt_state), stats = jax.lax.scan(minibatch_step, (params, opt_state),
-                                                      groups)
-            return (params, opt_state, key), stats
-
-        (params, opt_state, key), stats = jax.lax.scan(
-            epoch, (state.params, state.opt_state, state.key), None, length=config.update_epochs)
+        (params, opt_state, key), stats = minibatch_epochs(
+            state.params, state.opt_state, state.key, partial(loss_fn, hparams=hp), tx,
+            config.update_epochs, trajectory_minibatches,
+            transform_updates=lambda u: scale_ssm_updates(u, hp["ssm_lr_scale"]))
         state = state.replace(params=params, opt_state=opt_state, key=key,
                               update=state.update + 1)
         metrics = {"env_steps": state.update * n_envs * config.num_steps,
