@@ -8,6 +8,7 @@
 
 from hystax.envs.check import check_env
 from hystax.envs import dlb as _dlb
+from hystax.envs import lsd as _lsd
 from hystax.envs import meta as _meta
 from hystax.envs import popgym as _popgym
 from hystax.envs.registry import is_registered, make, names, register
@@ -33,3 +34,4 @@ __all__ = [
 _popgym.register_all()
 _meta.register_all()
 _dlb.register_all()
+_lsd.register_all()

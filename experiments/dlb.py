@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from hystax.agents.bandits import ALGORITHMS, run_seeds
-from hystax.agents.bandits.api import _default_every
+from hystax.agents.bandits.api import record_interval
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
 
@@ -80,7 +80,7 @@ def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every
     seeds = _positive_int("seeds", seeds)
     horizon = _positive_int("horizon", horizon)
     if record_every is None:
-        record_every = _default_every(horizon)
+        record_every = record_interval(horizon)
     record_every = _positive_int("record_every", record_every)
     require(horizon % record_every == 0,
             f"record_every must divide the horizon {horizon}, got {record_every}")

@@ -73,7 +73,7 @@ def test_tiny_run_writes_csv_png_and_tables(tmp_path, capsys):
     with open(out / "regret.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["algorithm", "seed", "round", "regret", "pseudo_regret"]
-    every = api._default_every(2000)
+    every = api.record_interval(2000)
     assert len(rows) == 2 * 2 * (2000 // every)
     assert {r["algorithm"] for r in rows} == {"dynlin-ucb-logT", "clairvoyant"}
     assert {r["seed"] for r in rows} == {"0", "1"}

@@ -45,7 +45,8 @@ from hystax.envs.dlb import DLBProblem, expected_reward, sample_noise, step
 from hystax import sharding
 from hystax.errors import HystaxError, require
 
-__all__ = ["Policy", "ProblemInfo", "RunResult", "make_info", "round_noise", "run", "run_seeds"]
+__all__ = ["Policy", "ProblemInfo", "RunResult", "check_horizon", "compiled_runner", "make_info",
+           "record_interval", "round_noise", "run", "run_seeds", "scan_rounds", "seed_list"]
 
 
 class Policy(NamedTuple):
@@ -108,7 +109,7 @@ def make_info(problem: DLBProblem, horizon: int, **bounds: float) -> ProblemInfo
     phi_bar = Phi(A), Theta = ||theta||, Omega = ||omega||, B_bar = ||B||_2, U_bar = max ||u||,
     X_bar = U_bar / (1 - rho_bar) as in the reference), sigma = problem.sigma, delta = 1 / T.
     Overrides by keyword; a bound below the true value raises HystaxError."""
-    _check_horizon(horizon)
+    check_horizon(horizon)
     arms = np.asarray(problem.arms)
     true = {"rho_bar": float(problem.rho), "phi_bar": float(problem.phi),
                 "theta_bound": float(np.linalg.norm(problem.theta)),
@@ -137,15 +138,34 @@ def round_noise(problem: DLBProblem, key: jax.Array, t) -> tuple[jax.Array, jax.
     return sample_noise(problem, jax.random.fold_in(jax.random.fold_in(key, 0), t))
 
 
-def _check_horizon(horizon: Any) -> None:
+def check_horizon(horizon: Any) -> int:
+    """``horizon`` as an int; HystaxError unless it is a positive int."""
     require(isinstance(horizon, (int, np.integer)) and not isinstance(horizon, bool) and horizon > 0,
             f"horizon must be a positive int, got {horizon!r}")
+    return int(horizon)
 
 
-def _default_every(horizon: int, points: int = 1000) -> int:
-    """The smallest divisor of ``horizon`` that gives at most ``points`` records."""
-    target = -(-horizon // points)
-    return next(k for k in range(target, horizon + 1) if horizon % k == 0)
+def record_interval(horizon: int, record_every: int | None = None, points: int = 1000) -> int:
+    """Rounds between two records: ``record_every`` checked (a positive divisor of horizon), or
+    by default the smallest divisor of ``horizon`` that gives at most ``points`` records."""
+    if record_every is None:
+        target = -(-horizon // points)
+        return next(k for k in range(target, horizon + 1) if horizon % k == 0)
+    require(isinstance(record_every, (int, np.integer)) and 0 < record_every <= horizon
+            and horizon % record_every == 0,
+            f"record_every must be a positive divisor of horizon {horizon}, got {record_every!r}")
+    return int(record_every)
+
+
+def seed_list(seeds) -> list[int]:
+    """``seeds`` as a list of ints: a count S gives 0..S-1; a list is kept. HystaxError otherwise."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        require(seeds > 0, f"seeds must be positive, got {seeds}")
+        seeds = range(int(seeds))
+    seeds = np.asarray(list(seeds), np.int64)
+    if seeds.ndim != 1 or seeds.size == 0:
+        raise HystaxError(f"seeds must be a count or a non-empty list of ints, got {seeds!r}")
+    return seeds.tolist()
 
 
 def _single_run(policy: Policy, problem: DLBProblem, info: ProblemInfo, key, blocks: int,
@@ -169,25 +189,36 @@ def _single_run(policy: Policy, problem: DLBProblem, info: ProblemInfo, key, blo
                  counts.at[arm].add(1))
         return carry, None
 
-    def counted_round(carry_t, _):  # the round index travels in the carry: memory flat in T
-        carry, t = carry_t
-        return (round_(carry, t)[0], t + 1), None
-
-    def block(carry, b):
-        (carry, _), _ = jax.lax.scan(counted_round, (carry, b * every), None, length=every)
-        return carry, (carry[2], carry[3])
-
     pstate = policy.init(jax.random.fold_in(key, 2), info)
     zero = jnp.zeros((), jnp.result_type(float))
     carry = (jnp.zeros((problem.n,)), pstate, zero, zero,
              jnp.zeros((actions.shape[0],), jnp.int32))
-    carry, (regret, pseudo) = jax.lax.scan(block, carry, jnp.arange(blocks))
+    carry, (regret, pseudo) = scan_rounds(lambda c, t: round_(c, t)[0], carry, blocks, every,
+                                          lambda c: (c[2], c[3]))
     return regret, pseudo, carry[4], carry[0], carry[1]
 
 
-@functools.lru_cache(maxsize=64)
-def _compiled(policy: Policy, blocks: int, every: int, batched: bool):
-    fn = functools.partial(_single_run, policy, blocks=blocks, every=every)
+def scan_rounds(round_fn, carry, blocks: int, every: int, record):
+    """``blocks * every`` rounds of ``carry = round_fn(carry, t)``: an outer scan over blocks of
+    an inner scan of ``every`` rounds, the round index t in the carry (memory flat in T).
+    Returns (final carry, ``record(carry)`` after each block, stacked [blocks, ...])."""
+
+    def counted_round(carry_t, _):
+        carry, t = carry_t
+        return (round_fn(carry, t), t + 1), None
+
+    def block(carry, b):
+        (carry, _), _ = jax.lax.scan(counted_round, (carry, b * every), None, length=every)
+        return carry, record(carry)
+
+    return jax.lax.scan(block, carry, jnp.arange(blocks))
+
+
+@functools.lru_cache(maxsize=128)
+def compiled_runner(single_run, policy: Policy, blocks: int, every: int, batched: bool):
+    """``jit(single_run(policy, problem, info, key, blocks=, every=))``, vmapped over keys when
+    ``batched``; cached per (runner, policy, blocks, every)."""
+    fn = functools.partial(single_run, policy, blocks=blocks, every=every)
     if batched:
         fn = jax.vmap(fn, in_axes=(None, None, 0))
     return jax.jit(fn)
@@ -197,14 +228,12 @@ def _prepare(policy, problem, horizon, record_every, bounds):
     require(isinstance(policy, Policy), f"policy must be a Policy, got {type(policy).__name__}")
     require(isinstance(problem, DLBProblem), f"problem must be a DLBProblem, got {type(problem).__name__}")
     info = make_info(problem, horizon, **(bounds or {}))
-    every = _default_every(horizon) if record_every is None else record_every
-    require(isinstance(every, (int, np.integer)) and 0 < every <= horizon and horizon % every == 0,
-            f"record_every must be a positive divisor of horizon {horizon}, got {record_every!r}")
+    every = record_interval(horizon, record_every)
     if policy.extra_arms:
         extra = np.asarray(policy.extra_arms, np.float64)
         require(extra.ndim == 2 and extra.shape[1] == problem.d,
                 f"policy {policy.name!r}: extra_arms must be [E, {problem.d}], got {extra.shape}")
-    return info, int(every)
+    return info, every
 
 
 def _result(out, every: int) -> RunResult:
@@ -225,7 +254,7 @@ def run(policy: Policy, problem: DLBProblem, key: jax.Array, horizon: int,
     info, every = _prepare(policy, problem, horizon, record_every, bounds)
     with jax.enable_x64(True):
         key = jnp.asarray(key)
-        return _result(_compiled(policy, horizon // every, every, False)(problem, info, key), every)
+        return _result(compiled_runner(_single_run, policy, horizon // every, every, False)(problem, info, key), every)
 
 
 def run_seeds(policy: Policy, problem: DLBProblem, seeds, horizon: int,
@@ -233,14 +262,9 @@ def run_seeds(policy: Policy, problem: DLBProblem, seeds, horizon: int,
     """:func:`run` vmapped over seeds: ``seeds`` is a count S (seeds 0..S-1) or a list of ints;
     seed s uses ``PRNGKey(s)``, so every policy sees the same noise for the same seed. The seed
     axis is sharded over the most devices that divide S (:mod:`hystax.sharding`)."""
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        require(seeds > 0, f"seeds must be positive, got {seeds}")
-        seeds = range(int(seeds))
-    seeds = np.asarray(list(seeds), np.int64)
-    if seeds.ndim != 1 or seeds.size == 0:
-        raise HystaxError(f"seeds must be a count or a non-empty list of ints, got {seeds!r}")
+    seeds = seed_list(seeds)
     info, every = _prepare(policy, problem, horizon, record_every, bounds)
     with jax.enable_x64(True):
         # PRNGKey(seed) per seed, the seed axis sharded over the devices (hystax.sharding)
-        keys = sharding.seed_keys(seeds.tolist(), sharding.seed_mesh(len(seeds)))
-        return _result(_compiled(policy, horizon // every, every, True)(problem, info, keys), every)
+        keys = sharding.seed_keys(seeds, sharding.seed_mesh(len(seeds)))
+        return _result(compiled_runner(_single_run, policy, horizon // every, every, True)(problem, info, keys), every)
