@@ -194,10 +194,15 @@ def random_monotone(seed: int, num_arms: int, idle_cap: int = 6, play_cap: int =
     return make_problem(idle, play, "recharged", noise)
 
 
-def is_monotone(problem: LSDProblem, tol: float = 1e-12) -> bool:
-    """Deprivation (idle side non-decreasing in b) and satiation (play side non-increasing in m)."""
-    return bool(np.all(np.diff(problem.idle_payoff, axis=1) >= -tol)
-                and np.all(np.diff(problem.play_payoff, axis=1) <= tol))
+def is_monotone(problem: LSDProblem, strict: bool = False, tol: float = 1e-12) -> bool:
+    """Deprivation (idle side non-decreasing in b) and satiation (play side non-increasing in m);
+    ``strict`` also asks f(1) >= g(2), so that mu is non-decreasing along the whole order
+    -Cp < ... < -1 < 1 < ... < Ci (what the LP-rounding guarantee needs)."""
+    ok = bool(np.all(np.diff(problem.idle_payoff, axis=1) >= -tol)
+              and np.all(np.diff(problem.play_payoff, axis=1) <= tol))
+    if strict:
+        ok = ok and bool(np.all(problem.idle_payoff[:, 0] >= problem.play_payoff[:, 0] - tol))
+    return ok
 
 
 # --- the dynamics (pure, jit/vmap-able) ---------------------------------------------------------
@@ -210,8 +215,9 @@ def state_index(z, play_cap: int):
 
 
 def payoff_table(problem: LSDProblem) -> np.ndarray:
-    """mu [K, Cp + Ci] indexed by :func:`state_index`."""
-    return np.concatenate([problem.play_payoff, problem.idle_payoff], axis=1)
+    """mu [K, Cp + Ci] indexed by :func:`state_index` (numpy for a numpy problem, jax under jit)."""
+    xp = np if isinstance(problem.idle_payoff, np.ndarray) else jnp
+    return xp.concatenate([problem.play_payoff, problem.idle_payoff], axis=1)
 
 
 def mean_payoff(problem: LSDProblem, z: jax.Array, arm: jax.Array) -> jax.Array:

@@ -1,0 +1,65 @@
+"""Last-switch-dependent bandits: planners (exact DP, Oracle Greedy, cycle LP, LP rounding) and
+learners (LP-rounding UCB, ISI-CombUCB1, CombUCB1, state-blind UCB1 / Thompson).
+
+>>> from hystax.envs.lsd import preset
+>>> from hystax.agents.bandits.lsd import ALGORITHMS, dp_plan, run_seeds
+>>> problem = preset("laforgue-main")
+>>> opt, schedule = dp_plan(problem, 3600)
+>>> out = run_seeds(ALGORITHMS["isi-comb-ucb1"](block=3), problem, seeds=20, horizon=3600)
+"""
+
+from hystax.agents.bandits.lsd.baselines import scheduled, thompson, ucb1
+from hystax.agents.bandits.lsd.comb_ucb import comb_ucb1, isi_comb_ucb1
+from hystax.agents.bandits.lsd.planning import (
+    LPSolution,
+    cycle_table,
+    dp_plan,
+    dp_value,
+    greedy_schedule,
+    lp_relaxation,
+    schedule_value,
+)
+from hystax.agents.bandits.lsd.rounding import (
+    NonMonotoneWarning,
+    lp_rounding_schedule,
+    lp_rounding_schedules,
+    lp_rounding_ucb,
+    lp_rounding_value,
+)
+from hystax.agents.bandits.lsd.run import LSDInfo, LSDRunResult, make_info, run, run_seeds
+
+__all__ = [
+    "ALGORITHMS",
+    "LPSolution",
+    "LSDInfo",
+    "LSDRunResult",
+    "NonMonotoneWarning",
+    "comb_ucb1",
+    "cycle_table",
+    "dp_plan",
+    "dp_value",
+    "greedy_schedule",
+    "isi_comb_ucb1",
+    "lp_relaxation",
+    "lp_rounding_schedule",
+    "lp_rounding_schedules",
+    "lp_rounding_ucb",
+    "lp_rounding_value",
+    "make_info",
+    "run",
+    "run_seeds",
+    "schedule_value",
+    "scheduled",
+    "thompson",
+    "ucb1",
+]
+
+ALGORITHMS = {
+    "lp-rounding-ucb": lambda block: lp_rounding_ucb(),
+    "isi-comb-ucb1": lambda block: isi_comb_ucb1(block + 1),
+    "comb-ucb1": lambda block: comb_ucb1(block),
+    "ucb1": lambda block: ucb1(),
+    "thompson": lambda block: thompson(),
+}
+"""Learner name -> constructor taking the block length d of Laforgue et al.'s experiments
+(CombUCB1 plays blocks of d rounds, ISI-CombUCB1 blocks of d + 1; the others ignore it)."""

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from hystax.agents.bandits.api import check_horizon
-from hystax.envs.lsd import LSDProblem, advance, mean_payoff
+from hystax.envs.lsd import LSDProblem, advance, mean_payoff, payoff_table
 
 from hystax.errors import require
 
@@ -111,7 +111,7 @@ def _joint_tables(problem: LSDProblem, max_states: int):
             "max_states if the memory allows (about 16 * K bytes per state)")
     radix = s ** np.arange(k, dtype=np.int64)
     digits = (np.arange(n, dtype=np.int64)[:, None] // radix) % s  # [N, K]
-    mu = np.concatenate([problem.play_payoff, problem.idle_payoff], axis=1)  # [K, S]
+    mu = payoff_table(problem)  # [K, S]
     rewards = mu[np.arange(k)[None], digits]
     on = np.where(digits < cp, np.minimum(digits + 1, cp - 1), 0)  # played: -m -> -(m+1), +b -> -1
     off = np.where(digits < cp, cp, np.minimum(digits + 1, s - 1))  # idle: -m -> +1, +b -> +(b+1)
