@@ -18,7 +18,6 @@ Seed s uses ``PRNGKey(s)`` for every algorithm, so all of them see the same nois
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime
 import json
@@ -31,6 +30,7 @@ from hystax.agents.bandits import ALGORITHMS, run_seeds
 from hystax.agents.bandits.api import record_interval
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
+from hystax.experiments.cli_args import OneLineParser, positive_int
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.errors import HystaxError, require, unknown_name
@@ -44,21 +44,6 @@ EXPERT_PRESETS = ("real",)
 def default_algorithms(preset: str) -> list[str]:
     """Every algorithm that applies to ``preset`` (the Expert only on the real system)."""
     return [a for a in ALGORITHMS if a != "expert" or preset in EXPERT_PRESETS]
-
-
-def _positive_int(name: str, value) -> int:
-    """``value`` as a positive int (accepts integral floats like 1e6 and strings like "1e6")."""
-    original = value
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            raise HystaxError(f"{name} must be a positive integer, got {original!r}") from None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0,
-            f"{name} must be a positive integer, got {original!r}")
-    return int(value)
 
 
 def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every=None):
@@ -77,11 +62,11 @@ def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every
                 f"algorithm 'expert' is the real advertising system's human allocation: only for "
                 f"preset {', '.join(repr(p) for p in EXPERT_PRESETS)}, not {preset!r}")
     require(len(set(algorithms)) == len(algorithms), f"algorithms repeated: {algorithms}")
-    seeds = _positive_int("seeds", seeds)
-    horizon = _positive_int("horizon", horizon)
+    seeds = positive_int("seeds", seeds)
+    horizon = positive_int("horizon", horizon)
     if record_every is None:
         record_every = record_interval(horizon)
-    record_every = _positive_int("record_every", record_every)
+    record_every = positive_int("record_every", record_every)
     require(horizon % record_every == 0,
             f"record_every must divide the horizon {horizon}, got {record_every}")
     return problem, algorithms, seeds, horizon, record_every
@@ -191,15 +176,8 @@ def write_outputs(summary: dict, results: dict, out_dir: Path) -> None:
           f"({summary['wall_s']:.0f} s)")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line (exit code 2)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.dlb") -> int:
-    parser = _Parser(prog=prog, description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="synthetic-0.01",
                         help=f"DLB preset: {', '.join(PRESETS)} (default: %(default)s)")
     parser.add_argument("--horizon", default="100000", help="rounds T (default: %(default)s)")

@@ -100,14 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_plot)
 
     p = sub.add_parser("bandit", add_help=False,
-                       help="bandit experiments (hystax bandit dlb --preset real --seeds 10)",
-                       usage="hystax bandit dlb [--preset P] [--horizon T] [--seeds N] "
+                       help="bandit experiments (hystax bandit dlb --preset real --seeds 10; "
+                            "hystax bandit lsd --preset laforgue-main --seeds 20)",
+                       usage="hystax bandit {dlb,lsd} [--preset P] [--horizon T] [--seeds N] "
                              "[--algorithms ...] [--out-dir DIR] (hystax bandit dlb --help)")
-    p.add_argument("problem", choices=["dlb"], help="which bandit problem")
+    p.add_argument("problem", choices=["dlb", "lsd"], help="which bandit problem")
     p.set_defaults(func=_bandit)
 
     p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory)")
-    p.add_argument("what", choices=["ppo", "memory", "bandits"], help="which benchmark")
+    p.add_argument("what", choices=["ppo", "memory", "bandits", "lsd"], help="which benchmark")
     p.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     p.add_argument("--out", help="where the results JSON goes (default: runs/bench_WHAT.json)")
     p.set_defaults(func=_bench)
@@ -145,8 +146,13 @@ def _list(args, rest) -> int:
     print("agents:")
     for name in agents.names():
         print(f"  {name}")
+    from hystax.agents.bandits.lsd import ALGORITHMS as LSD_ALGORITHMS
+
     print("bandit algorithms (hystax bandit dlb --algorithms ...):")
     for name in ALGORITHMS:
+        print(f"  {name}")
+    print("LSD bandit learners (hystax bandit lsd --algorithms ...):")
+    for name in LSD_ALGORITHMS:
         print(f"  {name}")
     print("environments:")
     for name in envs.names():
@@ -284,9 +290,10 @@ def _plot(args, rest) -> int:
 
 
 def _bandit(args, rest) -> int:
-    from hystax.experiments import dlb
+    import importlib
 
-    return dlb._cli(rest, prog=f"hystax bandit {args.problem}")
+    experiment = importlib.import_module(f"hystax.experiments.{args.problem}")
+    return experiment._cli(rest, prog=f"hystax bandit {args.problem}")
 
 
 def _bench(args, rest) -> int:

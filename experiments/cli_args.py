@@ -1,0 +1,35 @@
+"""What the experiment scripts' command lines share: one-line usage errors, positive integers."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from hystax.errors import HystaxError, require
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (exit code 2) and that takes no abbreviations."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` as a positive int (accepts integral floats like 1e6 and strings like "1e6")."""
+    original = value
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            raise HystaxError(f"{name} must be a positive integer, got {original!r}") from None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0,
+            f"{name} must be a positive integer, got {original!r}")
+    return int(value)
