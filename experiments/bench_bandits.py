@@ -69,7 +69,7 @@ def _compile(problem, seeds: int, horizon: int, every: int):
     with jax.enable_x64(True):
         keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
         start = time.perf_counter()
-        compiled = api._compiled(policy, horizon // every, every, True).lower(
+        compiled = api.compiled_runner(api._single_run, policy, horizon // every, every, True).lower(
             problem, info, keys).compile()
         return compiled, (problem, info, keys), time.perf_counter() - start
 

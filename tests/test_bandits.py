@@ -170,7 +170,7 @@ def test_learning_dynlin_ucb_beats_myopic_baselines_on_real():
 def no_compile(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("compiled before validating")
-    monkeypatch.setattr(api, "_compiled", boom)
+    monkeypatch.setattr(api, "compiled_runner", boom)
 
 
 @pytest.mark.parametrize("horizon", [0, -5, 1.5, True])

@@ -20,7 +20,7 @@ from hystax.stats import loglog_slope
 def no_compile(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("compiled before validating")
-    monkeypatch.setattr(api, "_compiled", boom)
+    monkeypatch.setattr(api, "compiled_runner", boom)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hystax.agents.bandits.lsd import comb_ucb
 from hystax.agents.bandits.lsd.comb_ucb import comb_ucb1, isi_comb_ucb1
-from hystax.agents.bandits.lsd.run import make_info, run_seeds
+from hystax.agents.bandits.lsd.runner import make_info, run_seeds
 from hystax.envs import lsd
 
 from hystax.errors import HystaxError

@@ -26,7 +26,7 @@ from hystax.agents.bandits.lsd.rounding import (
     lp_rounding_ucb,
     lp_rounding_value,
 )
-from hystax.agents.bandits.lsd.run import LSDInfo, LSDRunResult, make_info, run, run_seeds
+from hystax.agents.bandits.lsd.runner import LSDInfo, LSDRunResult, make_info, run, run_seeds
 
 __all__ = [
     "ALGORITHMS",

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from hystax.agents.bandits.api import Policy, check_horizon
-from hystax.agents.bandits.lsd.run import LSDInfo
+from hystax.agents.bandits.lsd.runner import LSDInfo
 from hystax.agents.bandits.lsd.planning import (
     LPSolution,
     cycle_table,

@@ -1,0 +1,513 @@
+"""LSD bandits: planner wall time vs K and horizon; learners' rounds/s, vmapped vs a numpy loop.
+
+``python -m hystax.experiments.bench_lsd [--quick] [--out PATH]`` (or ``hystax bench lsd``)
+measures, in float64 throughout:
+
+1. the exact DP (``dp_value`` and ``dp_plan``) on random monotone recharging instances
+   (``random_monotone(seed, K, idle_cap, kind="recharging")``: idle_cap + 1 states per arm, so
+   (idle_cap + 1)^K joint states) vs K at a fixed horizon, and vs the horizon at a fixed K.
+   The first call (jit caches emptied beforehand: numpy tables, tracing, compiling and running)
+   and the second call (the same arguments again, compiled code cached) are timed apart;
+2. the cycle LP (``lp_relaxation``) vs K on random monotone LSD instances: the pure-jax
+   Lagrangian dual (first call, then the median of warm calls) against scipy's HiGHS
+   (``method="highs"``), with the largest |dual - HiGHS| of the LP values; then the rounding
+   planner (``lp_rounding_schedules``, the LP solved once beforehand) for a batch of keys vs the
+   horizon;
+3. rounds/s of the learners LP-rounding UCB and ISI-CombUCB1 (D = 4) on ``laforgue-main``:
+   ``jit(vmap(run over seeds))`` of ``run_seeds`` (one ``lax.scan`` over rounds; compile time
+   from ``lower().compile()`` reported apart, median of the timed runs) next to a plain numpy
+   per-round loop of the SAME algorithm written here (same UCB tables, same epochs / blocks,
+   same arm choice; the environment stepped in numpy too). LP-rounding UCB's numpy loop solves
+   the cycle LP on the UCB tables with scipy's HiGHS at every re-plan and samples the cycles and
+   phases with numpy (so it follows the same law, not the same draws); ISI-CombUCB1's numpy loop
+   enumerates all K^D block sequences exactly (their base arms do not depend on the state, so
+   they are computed once), and seed 0 is replayed with the JAX run's reward draws and compared
+   with it. The numpy loops run fewer seeds (the same horizon), and the ratio compares rounds/s
+   measured side by side in the same run.
+
+Results go to stdout as markdown tables and to ``out`` as JSON (with machine info).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hystax.agents.bandits.api import compiled_runner
+from hystax.agents.bandits.lsd.comb_ucb import isi_comb_ucb1
+from hystax.agents.bandits.lsd.planning import (
+    _lp_highs,
+    cycle_table,
+    dp_plan,
+    dp_value,
+    joint_state_count,
+    lp_relaxation,
+)
+from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_rounding_ucb
+from hystax.agents.bandits.lsd.runner import _single_run, make_info
+from hystax.envs.lsd import payoff_table, preset, random_monotone
+from hystax.experiments.bench_common import bench_cli, machine_info, write_results
+
+import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)
+
+PRESET = "laforgue-main"
+ISI_BLOCK = 4  # D = d + 1 with d = 3, the paper's block on laforgue-main
+LP_TOL = 1e-7  # |dual - HiGHS| of the per-round LP value regarded as agreeing
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    dp_idle_cap: int            # recharging instances: idle_cap + 1 states per arm
+    dp_arms: tuple              # DP vs K, at horizon dp_arms_horizon
+    dp_arms_horizon: int
+    dp_horizons: tuple          # DP vs T, at K = dp_horizon_arms
+    dp_horizon_arms: int
+    lp_arms: tuple              # LP vs K (idle_cap = play_cap = lp_cap)
+    lp_cap: int
+    lp_reps: int                # warm calls (median)
+    rounding_arms: int          # rounding planner: K, keys, horizons
+    rounding_keys: int
+    rounding_horizons: tuple
+    seeds: int                  # learners, jax: seeds x horizon rounds
+    horizon: int
+    record_every: int
+    reps: int
+    numpy_seeds: int            # learners, numpy loop: numpy_seeds x horizon rounds
+
+
+FULL = Sizes(dp_idle_cap=9, dp_arms=(2, 3, 4, 5, 6), dp_arms_horizon=1000,
+             dp_horizons=(1000, 4000, 16000), dp_horizon_arms=4,
+             lp_arms=(10, 100, 1000), lp_cap=6, lp_reps=3,
+             rounding_arms=10, rounding_keys=32, rounding_horizons=(10**3, 10**4, 10**5),
+             seeds=100, horizon=3600, record_every=100, reps=3, numpy_seeds=4)
+QUICK = Sizes(dp_idle_cap=9, dp_arms=(2, 3, 4), dp_arms_horizon=500,
+              dp_horizons=(250, 1000), dp_horizon_arms=3,
+              lp_arms=(10, 100), lp_cap=6, lp_reps=2,
+              rounding_arms=10, rounding_keys=8, rounding_horizons=(1000, 4000),
+              seeds=8, horizon=720, record_every=72, reps=2, numpy_seeds=1)
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def _first(fn):
+    """A first call: every jit cache emptied beforehand, so it traces and compiles afresh
+    (otherwise an earlier row with the same shapes would have compiled it already)."""
+    jax.clear_caches()
+    return _timed(fn)
+
+
+def _median_time(fn, reps: int) -> tuple[float, list]:
+    times = [_timed(fn)[0] for _ in range(reps)]
+    return statistics.median(times), times
+
+
+# --- 1. exact DP ------------------------------------------------------------------------------
+
+
+def _dp_row(sweep: str, num_arms: int, horizon: int, idle_cap: int) -> dict:
+    problem = random_monotone(0, num_arms, idle_cap=idle_cap, kind="recharging")
+    n = joint_state_count(problem)
+    value_first, value = _first(lambda: dp_value(problem, horizon))
+    value_warm, _ = _timed(lambda: dp_value(problem, horizon))
+    plan_first, (plan_value, _) = _first(lambda: dp_plan(problem, horizon))
+    plan_warm, _ = _timed(lambda: dp_plan(problem, horizon))
+    return {"sweep": sweep, "arms": num_arms, "states_per_arm": problem.states_per_arm,
+            "joint_states": n, "horizon": horizon,
+            "dp_value_first_s": value_first, "dp_value_warm_s": value_warm,
+            "dp_plan_first_s": plan_first, "dp_plan_warm_s": plan_warm,
+            # Bellman backups: every state, every arm, every round
+            "backups_per_s_warm": n * num_arms * horizon / value_warm,
+            "opt": value, "plan_value": plan_value, "value_minus_plan": abs(value - plan_value)}
+
+
+def bench_dp(sizes: Sizes) -> list[dict]:
+    rows = [_dp_row("K", k, sizes.dp_arms_horizon, sizes.dp_idle_cap) for k in sizes.dp_arms]
+    rows += [_dp_row("T", sizes.dp_horizon_arms, t, sizes.dp_idle_cap) for t in sizes.dp_horizons]
+    return rows
+
+
+# --- 2. LP planner and rounding --------------------------------------------------------------
+
+
+def _lp_row(num_arms: int, cap: int, reps: int) -> dict:
+    problem = random_monotone(0, num_arms, idle_cap=cap, play_cap=cap)
+    dual_first, dual = _first(lambda: lp_relaxation(problem))
+    dual_warm, dual_all = _median_time(lambda: lp_relaxation(problem), reps)
+    highs_first, highs = _timed(lambda: lp_relaxation(problem, method="highs"))
+    highs_warm, highs_all = _median_time(lambda: lp_relaxation(problem, method="highs"), reps)
+    cycles = int(np.shape(dual.y)[1])
+    return {"arms": num_arms, "idle_cap": cap, "play_cap": cap, "cycles_per_arm": cycles,
+            "variables": num_arms * cycles, "constraints": num_arms + 1,
+            "dual_first_s": dual_first, "dual_warm_s": dual_warm, "dual_warm_s_all": dual_all,
+            "highs_first_s": highs_first, "highs_warm_s": highs_warm,
+            "highs_warm_s_all": highs_all,
+            "dual_value": float(dual.value), "highs_value": float(highs.value),
+            "abs_diff": abs(float(dual.value) - float(highs.value)),
+            "dual_price": float(dual.price), "highs_price": float(highs.price)}
+
+
+def bench_lp(sizes: Sizes) -> list[dict]:
+    return [_lp_row(k, sizes.lp_cap, sizes.lp_reps) for k in sizes.lp_arms]
+
+
+def bench_rounding(sizes: Sizes) -> list[dict]:
+    problem = random_monotone(0, sizes.rounding_arms, idle_cap=sizes.lp_cap, play_cap=sizes.lp_cap)
+    lp = lp_relaxation(problem)
+    keys = jax.random.split(jax.random.PRNGKey(0), sizes.rounding_keys)
+    rows = []
+    for horizon in sizes.rounding_horizons:
+        first, schedules = _first(lambda: lp_rounding_schedules(problem, keys, horizon, lp))
+        warm, _ = _timed(lambda: lp_rounding_schedules(problem, keys, horizon, lp))
+        rows.append({"arms": sizes.rounding_arms, "keys": sizes.rounding_keys, "horizon": horizon,
+                     "first_s": first, "warm_s": warm,
+                     "schedule_rounds_per_s": sizes.rounding_keys * horizon / warm,
+                     "shape": list(np.shape(schedules))})
+    return rows
+
+
+# --- 3. learners: jax -------------------------------------------------------------------------
+
+
+def bench_jax_learner(policy, problem, sizes: Sizes) -> tuple[dict, tuple]:
+    """``run_seeds``' compiled runner (jit of vmap over PRNGKey(0..S-1) of one scan over rounds),
+    compiled ahead of time; median of ``reps`` timed runs."""
+    info = make_info(problem, sizes.horizon)
+    blocks = sizes.horizon // sizes.record_every
+    with jax.enable_x64(True):
+        keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(sizes.seeds))
+        compile_s, compiled = _timed(lambda: compiled_runner(
+            _single_run, policy, blocks, sizes.record_every, True).lower(
+                problem, info, keys).compile())
+        times = []
+        for _ in range(sizes.reps):
+            run_s, out = _timed(lambda: jax.block_until_ready(compiled(problem, info, keys)))
+            times.append(run_s)
+    reward, _, counts, _ = jax.device_get(out)
+    reward, counts = np.asarray(reward), np.asarray(counts)
+    run_s = statistics.median(times)
+    rounds = sizes.seeds * sizes.horizon
+    per_round = reward[:, -1] / sizes.horizon
+    row = {"learner": policy.name, "impl": "jax",
+           "name": f"jax jit+vmap run_seeds, {sizes.seeds} seeds x T = {sizes.horizon:,}",
+           "seeds": sizes.seeds, "rounds_per_seed": sizes.horizon, "rounds": rounds,
+           "rounds_per_s": rounds / run_s, "run_s": run_s, "run_s_all": times,
+           "compile_s": compile_s, "reward_per_round_mean": float(per_round.mean()),
+           "reward_per_round_std": float(per_round.std(ddof=1)) if sizes.seeds > 1 else 0.0}
+    return row, (reward, counts)
+
+
+# --- 3. learners: numpy ---------------------------------------------------------------------
+
+
+def _index(z, play_cap):
+    """state_index in numpy: -m -> m - 1, +b -> play_cap + b - 1."""
+    return np.where(z < 0, -z - 1, play_cap + z - 1)
+
+
+def _advance(z, arm, idle_cap, play_cap):
+    played = np.arange(z.shape[0]) == arm
+    on = np.where(z > 0, -1, np.maximum(z - 1, -play_cap))
+    off = np.where(z < 0, 1, np.minimum(z + 1, idle_cap))
+    return np.where(played, on, off)
+
+
+def _reward(problem, mean, rng, uniform=None):
+    """One noisy reward in numpy (``uniform``: a given Bernoulli draw to replay)."""
+    if problem.noise == "bernoulli":
+        return float((rng.random() if uniform is None else uniform) < mean)
+    return mean + float(problem.sigma) * rng.standard_normal()
+
+
+def numpy_lp_rounding_ucb(problem, horizon: int, rng, alpha: float = 2.0,
+                          epoch: int | None = None) -> tuple[float, np.ndarray]:
+    """LP-rounding UCB (:func:`~hystax.agents.bandits.lsd.rounding.lp_rounding_ucb`) as a plain
+    numpy per-round loop: UCB table every round, the cycle LP re-solved on it with scipy's HiGHS
+    every ``epoch`` rounds, cycles and phases drawn with numpy, the same arm rule as
+    ``choose_arm``. Returns (total expected reward, arms played [T])."""
+    mu = payoff_table(problem)
+    k, s = mu.shape
+    ci, cp = problem.idle_cap, problem.play_cap
+    if epoch is None:
+        epoch = int(max(4 * (s + 1), math.ceil(math.sqrt(horizon))))
+    arms = np.arange(k)
+    counts, sums = np.zeros((k, s)), np.zeros((k, s))
+    z = np.asarray(problem.init_state, np.int64).copy()
+
+    def ucb(t):
+        n = np.maximum(counts, 1)
+        bonus = np.sqrt(alpha * np.log(max(t + 1.0, 2.0)) / n)
+        return np.where(counts > 0, np.clip(sums / n + bonus, 0.0, 1.0), 1.0)
+
+    def replan(t):
+        u = ucb(t)
+        rewards, plays, idle = cycle_table(u[:, cp:], u[:, :cp])
+        lp = _lp_highs(rewards, plays, idle)
+        plays, idle = plays.astype(np.int64), idle.astype(np.int64)
+        length = plays + idle
+        probs = np.clip(lp.y * length, 0.0, None)
+        probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1.0)
+        none = np.clip(1.0 - probs.sum(axis=1, keepdims=True), 0.0, None)
+        cum = np.cumsum(np.concatenate([probs, none], axis=1), axis=1)
+        draw = rng.random(k) * cum[:, -1]
+        choice = np.minimum((cum <= draw[:, None]).sum(axis=1), cum.shape[1] - 1)
+        scheduled = choice < probs.shape[1]
+        cycle = np.minimum(choice, probs.shape[1] - 1)
+        cycle_length = np.where(scheduled, length[cycle], 1)
+        offset = np.floor(rng.random(k) * cycle_length).astype(np.int64)
+        return (scheduled, np.where(scheduled, plays[cycle], 0), np.where(scheduled, idle[cycle], 0),
+                offset)
+
+    def choose(plan, t, table):
+        scheduled, plays, idle, offset = plan
+        now = table[arms, _index(z, cp)]
+        phase = (t + offset) % np.maximum(plays + idle, 1)
+        asking = scheduled & (phase >= idle)
+        if asking.any():
+            return int(np.argmax(np.where(asking, now, -np.inf)))
+        wait = np.clip(idle - phase, 1, ci + 1)
+        left_idle = np.where(z < 0, np.minimum(wait, ci), np.minimum(z + wait, ci))
+        played_now = np.where(wait == 1, np.where(z > 0, -1, np.maximum(z - 1, -cp)),
+                              np.minimum(wait - 1, ci))
+        cost = table[arms, _index(left_idle, cp)] - table[arms, _index(played_now, cp)]
+        return int(np.argmax(now - np.where(scheduled, cost, 0.0)))
+
+    plan = replan(0)
+    total = 0.0
+    played = np.empty(horizon, np.int64)
+    for t in range(horizon):
+        arm = choose(plan, t, ucb(t))
+        column = int(_index(z[arm], cp))
+        mean = mu[arm, column]
+        y = _reward(problem, mean, rng)
+        total += mean
+        counts[arm, column] += 1
+        sums[arm, column] += min(max(y, 0.0), 1.0)
+        z = _advance(z, arm, ci, cp)
+        if (t + 1) % epoch == 0:
+            plan = replan(t + 1)
+        played[t] = arm
+    return total, played
+
+
+def _block_sequences(num_arms: int, block: int) -> np.ndarray:
+    """All num_arms^block sequences in lexicographic order: [N, D]."""
+    radix = num_arms ** np.arange(block - 1, -1, -1, dtype=np.int64)
+    return (np.arange(num_arms ** block, dtype=np.int64)[:, None] // radix) % num_arms
+
+
+def _isi_base_arms(seqs: np.ndarray, idle_cap: int, play_cap: int) -> np.ndarray:
+    """ISI-CombUCB1's valued base arm of every pull (every arm starts the block unknown; a state
+    becomes known through the block's own switches): [N, D] flat i * S + index, or -1."""
+    n, d = seqs.shape
+    z = np.ones((n, d), np.int64)
+    known = np.zeros((n, d), bool)
+    prev = np.zeros((n, d), bool)
+    at_z, at_known = np.empty((n, d), np.int64), np.empty((n, d), bool)
+    for q in range(d):
+        at_z[:, q], at_known[:, q] = z[:, q], known[:, q]
+        played = seqs[:, q:q + 1] == seqs
+        on = np.where(z > 0, -1, np.maximum(z - 1, -play_cap))
+        off = np.where(z < 0, 1, np.minimum(z + 1, idle_cap))
+        switch = (q > 0) & (played != prev)
+        known_on = known | (play_cap == 1) | switch
+        z = np.where(played, np.where(known, on, -1), np.where(known, off, 1))
+        known = np.where(played, known_on, known | switch)
+        prev = played
+    flat = seqs * (play_cap + idle_cap) + _index(at_z, play_cap)
+    return np.where(at_known, flat, -1)
+
+
+def numpy_isi_comb_ucb1(problem, horizon: int, block: int, rng=None,
+                        uniforms=None) -> tuple[np.ndarray, np.ndarray]:
+    """ISI-CombUCB1 (blocks of D = ``block`` rounds) as a plain numpy per-round loop: before every
+    block the UCB table U[K, S] (mean + sqrt(1.5 ln t / n), t the block's first 1-based round;
+    D sqrt(1.5 ln(K D)) for unseen base arms), every one of the K^D sequences valued exactly
+    and the first best played. ``uniforms`` [T]: Bernoulli draws to replay (else from ``rng``).
+    Returns (cumulative expected reward per round [T], arm counts [K])."""
+    mu = payoff_table(problem)
+    k, s = mu.shape
+    ci, cp = problem.idle_cap, problem.play_cap
+    seqs = _block_sequences(k, block)
+    base = _isi_base_arms(seqs, ci, cp)  # does not depend on the state: computed once
+    valued = base >= 0
+    safe = np.maximum(base, 0)
+    unseen = block * math.sqrt(1.5 * math.log(k * block))
+    counts, sums = np.zeros(k * s), np.zeros(k * s)
+    z = np.asarray(problem.init_state, np.int64).copy()
+
+    def plan(t_start):
+        n = np.maximum(counts, 1)
+        u = np.where(counts > 0, sums / n + np.sqrt(1.5 * np.log(max(t_start + 1, 1)) / n), unseen)
+        best = int(np.argmax(np.where(valued, u[safe], 0.0).sum(axis=1)))
+        return seqs[best], base[best]
+
+    seq, pulls = plan(0)
+    cumulative = np.empty(horizon)
+    arm_counts = np.zeros(k, np.int64)
+    total = 0.0
+    for t in range(horizon):
+        arm = int(seq[t % block])
+        mean = mu[arm, int(_index(z[arm], cp))]
+        y = _reward(problem, mean, rng, None if uniforms is None else uniforms[t])
+        b = int(pulls[t % block])
+        if b >= 0:
+            counts[b] += 1
+            sums[b] += min(max(y, 0.0), 1.0)
+        z = _advance(z, arm, ci, cp)
+        if (t + 1) % block == 0:
+            seq, pulls = plan(t + 1)
+        total += mean
+        cumulative[t] = total
+        arm_counts[arm] += 1
+    return cumulative, arm_counts
+
+
+def bench_numpy_learner(name: str, fn, sizes: Sizes) -> dict:
+    rng = np.random.default_rng(0)
+    times, totals = [], []
+    for _ in range(sizes.numpy_seeds):
+        run_s, total = _timed(lambda: fn(rng))
+        times.append(run_s)
+        totals.append(total)
+    run_s = sum(times)
+    rounds = sizes.numpy_seeds * sizes.horizon
+    per_round = np.asarray(totals) / sizes.horizon
+    return {"learner": name, "impl": "numpy",
+            "name": f"numpy per-round loop, {sizes.numpy_seeds} seed(s) x T = {sizes.horizon:,}",
+            "seeds": sizes.numpy_seeds, "rounds_per_seed": sizes.horizon, "rounds": rounds,
+            "rounds_per_s": rounds / run_s, "run_s": run_s, "run_s_all": times, "compile_s": 0.0,
+            "reward_per_round_mean": float(per_round.mean()),
+            "reward_per_round_std": float(per_round.std(ddof=1)) if len(totals) > 1 else 0.0,
+            "extrapolated_s_for_jax_size": sizes.seeds * sizes.horizon * run_s / rounds}
+
+
+def check_isi_replay(problem, sizes: Sizes, jax_out) -> dict:
+    """Seed 0 of the JAX ISI-CombUCB1 run (PRNGKey(0); round t's Bernoulli draw is
+    uniform(fold_in(fold_in(key, 0), t))) replayed through the numpy loop: the cumulative expected
+    reward at every record and the arm counts must be identical."""
+    reward, counts = jax_out
+    with jax.enable_x64(True):
+        noise_key = jax.random.fold_in(jax.random.PRNGKey(0), 0)
+        uniforms = np.asarray(jax.vmap(lambda t: jax.random.uniform(
+            jax.random.fold_in(noise_key, t), (), jnp.float64))(jnp.arange(sizes.horizon)))
+    cumulative, numpy_counts = numpy_isi_comb_ucb1(problem, sizes.horizon, ISI_BLOCK,
+                                                   uniforms=uniforms)
+    records = cumulative[sizes.record_every - 1::sizes.record_every]
+    diff = float(np.max(np.abs(records - reward[0])))
+    return {"rounds": sizes.horizon, "numpy_reward": float(cumulative[-1]),
+            "jax_reward": float(reward[0, -1]), "max_abs_diff_records": diff,
+            "numpy_arm_counts": numpy_counts.tolist(), "jax_arm_counts": counts[0].tolist(),
+            "match": bool(diff < 1e-9 and np.array_equal(numpy_counts, counts[0]))}
+
+
+def bench_learners(sizes: Sizes) -> tuple[list[dict], dict]:
+    problem = preset(PRESET)
+    rows = []
+    policies = [("lp-rounding-ucb", lp_rounding_ucb(),
+                 lambda rng: numpy_lp_rounding_ucb(problem, sizes.horizon, rng)[0]),
+                ("isi-comb-ucb1", isi_comb_ucb1(ISI_BLOCK),
+                 lambda rng: numpy_isi_comb_ucb1(problem, sizes.horizon, ISI_BLOCK, rng)[0][-1])]
+    check = None
+    for key, policy, numpy_fn in policies:
+        jax_row, jax_out = bench_jax_learner(policy, problem, sizes)
+        numpy_row = bench_numpy_learner(policy.name, numpy_fn, sizes)
+        rows += [jax_row, numpy_row]
+        jax_row["ratio"] = numpy_row["ratio"] = jax_row["rounds_per_s"] / numpy_row["rounds_per_s"]
+        jax_row["key"] = numpy_row["key"] = key
+        if key == "isi-comb-ucb1":
+            check = check_isi_replay(problem, sizes, jax_out)
+    return rows, check
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _s(x: float) -> str:
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def format_table(results: dict) -> str:
+    lines = ["| DP | K | joint states | T | dp_value 1st s | dp_value 2nd s | dp_plan 1st s "
+             "| dp_plan 2nd s | backups/s (2nd dp_value) | OPT |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results["dp"]:
+        lines.append(f"| vs {r['sweep']} | {r['arms']} | {r['joint_states']:,} | {r['horizon']:,} | "
+                     f"{_s(r['dp_value_first_s'])} | {_s(r['dp_value_warm_s'])} | "
+                     f"{_s(r['dp_plan_first_s'])} | {_s(r['dp_plan_warm_s'])} | "
+                     f"{r['backups_per_s_warm']:.2e} | {r['opt']:.2f} |")
+    lines += ["", "| LP | K | variables | dual 1st s | dual warm s | HiGHS 1st s | HiGHS warm s "
+              "| LP value / round | abs(dual - HiGHS) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results["lp"]:
+        lines.append(f"| cycle LP | {r['arms']:,} | {r['variables']:,} | {_s(r['dual_first_s'])} | "
+                     f"{r['dual_warm_s']:.4f} | {_s(r['highs_first_s'])} | {r['highs_warm_s']:.4f} | "
+                     f"{r['highs_value']:.6f} | {r['abs_diff']:.1e} |")
+    lines += ["", "| rounding planner | K | schedules | T | 1st s | 2nd s | schedule-rounds/s |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results["rounding"]:
+        lines.append(f"| lp_rounding_schedules | {r['arms']} | {r['keys']} | {r['horizon']:,} | "
+                     f"{_s(r['first_s'])} | {_s(r['warm_s'])} | {r['schedule_rounds_per_s']:,.0f} |")
+    lines += ["", f"| learner ({PRESET}) | run | rounds/s | run s | compile s "
+              "| expected reward / round (mean ± sd over seeds) |",
+              "|---|---|---:|---:|---:|---:|"]
+    for r in results["learners"]:
+        lines.append(f"| {r['learner']} | {r['name']} | {r['rounds_per_s']:,.0f} | {r['run_s']:.2f} | "
+                     f"{r['compile_s']:.1f} | {r['reward_per_round_mean']:.4f} ± "
+                     f"{r['reward_per_round_std']:.4f} |")
+    for key, ratio in results["ratios"].items():
+        lines.append(f"| {key} | ratio (jax / numpy rounds/s) | {ratio:,.0f}x | | | |")
+    c = results["isi_replay"]
+    lines += ["", (f"LP values: max abs(dual - HiGHS) = {results['lp_max_abs_diff']:.1e} "
+                   f"({'agree' if results['lp_agree'] else 'DISAGREE'} within {LP_TOL:g}). "
+                   f"ISI-CombUCB1 numpy loop = the same algorithm: seed 0 replayed with the JAX "
+                   f"reward draws for {c['rounds']:,} rounds: expected reward numpy "
+                   f"{c['numpy_reward']:.4f} vs jax {c['jax_reward']:.4f}, arm counts "
+                   f"{c['numpy_arm_counts']} vs {c['jax_arm_counts']} "
+                   f"({'match' if c['match'] else 'MISMATCH'}). LP-rounding UCB's numpy loop "
+                   f"(HiGHS LP, numpy draws) follows the same law, not the same draws: compare "
+                   f"its reward per round with the jax seeds'.")]
+    return "\n".join(lines)
+
+
+def main(quick: bool = False, out: str = "runs/bench_lsd.json") -> dict:
+    """Run the benchmark, print the tables, write JSON to ``out``; return the results."""
+    sizes = QUICK if quick else FULL
+    machine = machine_info()
+    start = time.perf_counter()
+    dp = bench_dp(sizes)
+    lp = bench_lp(sizes)
+    rounding = bench_rounding(sizes)
+    learners, check = bench_learners(sizes)
+    ratios = {r["learner"]: r["ratio"] for r in learners if r["impl"] == "jax"}
+    lp_diff = max(r["abs_diff"] for r in lp)
+    results = {"benchmark": "lsd", "preset": PRESET, "quick": quick,
+               "sizes": dataclasses.asdict(sizes), "machine": machine,
+               "dp": dp, "lp": lp, "rounding": rounding, "learners": learners,
+               "ratios": ratios, "isi_replay": check,
+               "lp_max_abs_diff": lp_diff, "lp_agree": bool(lp_diff <= LP_TOL)}
+    results["total_s"] = time.perf_counter() - start
+    results["table"] = format_table(results)
+    print(results["table"])
+    print(f"{machine['backend']} {machine['devices']}, jax {machine['jax']}, "
+          f"{machine['usable_cpus']} usable CPUs, load {machine['loadavg_at_start']}; "
+          f"total {results['total_s']:.0f} s")
+    write_results(results, out)
+    return results
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    return bench_cli(main, "lsd", __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())
