@@ -19,7 +19,8 @@ measures, in float64 throughout:
    per-round loop of the SAME algorithm written here (same UCB tables, same epochs / blocks,
    same arm choice; the environment stepped in numpy too). LP-rounding UCB's numpy loop solves
    the cycle LP on the UCB tables with scipy's HiGHS at every re-plan and samples the cycles and
-   phases with numpy (so it follows the same law, not the same draws); ISI-CombUCB1's numpy loop
+   phases with numpy (so it follows the same rule, not the same draws; where the UCB LP has
+   several optima HiGHS and the jax dual may return different ones); ISI-CombUCB1's numpy loop
    enumerates all K^D block sequences exactly (their base arms do not depend on the state, so
    they are computed once), and seed 0 is replayed with the JAX run's reward draws and compared
    with it. The numpy loops run fewer seeds (the same horizon), and the ratio compares rounds/s
@@ -474,8 +475,9 @@ def format_table(results: dict) -> str:
                    f"{c['numpy_reward']:.4f} vs jax {c['jax_reward']:.4f}, arm counts "
                    f"{c['numpy_arm_counts']} vs {c['jax_arm_counts']} "
                    f"({'match' if c['match'] else 'MISMATCH'}). LP-rounding UCB's numpy loop "
-                   f"(HiGHS LP, numpy draws) follows the same law, not the same draws: compare "
-                   f"its reward per round with the jax seeds'.")]
+                   f"(HiGHS LP, numpy draws) follows the same rule, not the same draws; where the "
+                   f"UCB LP has several optima HiGHS returns a vertex and the jax dual a mix of "
+                   f"Lagrangian solutions, so their rewards per round may differ a little.")]
     return "\n".join(lines)
 
 

@@ -144,3 +144,16 @@ def test_bad_learner_and_planner_input():
         lp_rounding_schedule(lsd.preset("R2"), jax.random.PRNGKey(0), 10, draws=0)
     with pytest.raises(HystaxError, match="horizon must be a positive int"):
         lp_rounding_schedule(lsd.preset("R2"), jax.random.PRNGKey(0), -3)
+
+
+@pytest.mark.slow
+def test_learner_alpha_regret_is_sublinear_at_scale():
+    """R2, T = 10^5: the README's figure (slope 0.57 over the last 90% of rounds, 10 seeds)."""
+    from hystax.stats import loglog_slope
+
+    problem, horizon = lsd.preset("R2"), 100_000
+    rate = lp_rounding_value(problem, horizon, samples=8).mean() / horizon
+    out = run_seeds(lp_rounding_ucb(), problem, 4, horizon, record_every=1000)
+    alpha = out.regret(rate).mean(axis=0)
+    tail = out.rounds >= horizon // 10
+    assert loglog_slope(out.rounds[tail], alpha[tail]) < 0.75
