@@ -28,6 +28,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from hystax.envs.bandit_env import BanditEnv
 from hystax.errors import require, unknown_name
 
 __all__ = [
@@ -246,7 +247,7 @@ class DLBParams(environment.EnvParams):
     max_steps_in_episode: int = 1000
 
 
-class DLBEnv(environment.Environment):
+class DLBEnv(BanditEnv):
     """A DLB problem as a gymnax 1.0 env: action = arm index (Discrete(K)), observation the
     constant [1.0] (the state is hidden), reward y_t, truncated after ``max_steps_in_episode``."""
 
@@ -273,19 +274,9 @@ class DLBEnv(environment.Environment):
         return (jnp.ones((1,), jnp.float32), state, y.astype(jnp.float32),
                 jnp.array(False), {})
 
-    def is_terminated(self, state, params):
-        return jnp.array(False)
-
     @property
     def name(self) -> str:
         return "DLB"
-
-    @property
-    def num_actions(self) -> int:
-        return self.problem.num_arms
-
-    def action_space(self, params=None) -> spaces.Discrete:
-        return spaces.Discrete(self.problem.num_arms)
 
     def observation_space(self, params=None) -> spaces.Box:
         return spaces.Box(1.0, 1.0, (1,), jnp.float32)

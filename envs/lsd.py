@@ -27,7 +27,8 @@ pull (tau = 1: pulled in the previous round), to this form (tau = b + 1).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from hystax.envs.bandit_env import BanditEnv
 from hystax.errors import require, unknown_name
 
 __all__ = [
@@ -332,7 +334,7 @@ class LSDParams(environment.EnvParams):
     max_steps_in_episode: int = 500
 
 
-class LSDEnv(environment.Environment):
+class LSDEnv(BanditEnv):
     """An LSD problem as a gymnax 1.0 env: action = arm (Discrete(K)), reward the noisy payoff.
 
     Observation [K + 1]: one-hot of the previous action and the previous reward (zeros at the
@@ -379,19 +381,9 @@ class LSDEnv(environment.Environment):
                          last_action=action, last_reward=reward)
         return self._obs(state, p), state, reward, jnp.array(False), {}
 
-    def is_terminated(self, state, params):
-        return jnp.array(False)
-
     @property
     def name(self) -> str:
         return "LSD"
-
-    @property
-    def num_actions(self) -> int:
-        return self.problem.num_arms
-
-    def action_space(self, params=None) -> spaces.Discrete:
-        return spaces.Discrete(self.problem.num_arms)
 
     def observation_space(self, params=None) -> spaces.Box:
         size = (2 if self.observe_state else 1) * self.problem.num_arms + 1

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from hystax.agents.bandits import api, dynlin_ucb, make_info
 from hystax.envs.dlb import preset
-from hystax.experiments.bench_common import bench_cli, machine_info, write_results
+from hystax.experiments.bench_common import bench_cli, finish, machine_info
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 
@@ -317,14 +317,8 @@ def main(quick: bool = False, out: str = "runs/bench_bandits.json") -> dict:
                "target_ratio": TARGET_RATIO, "check": check, "memory": memory,
                "memory_verdict": verdict, "memory_flat": verdict["flat"]}
     results["meets_target"] = results["ratio"] >= TARGET_RATIO
-    results["total_s"] = time.perf_counter() - start
-    results["table"] = format_table(results)
-    print(results["table"])
-    print(f"{machine['backend']} {machine['devices']}, jax {machine['jax']}, "
-          f"{machine['usable_cpus']} usable CPUs, load {machine['loadavg_at_start']}; "
-          f"total {results['total_s']:.0f} s")
-    write_results(results, out)
-    return results
+    results["total_s"] = time.perf_counter() - start  # the table reports it
+    return finish(results, format_table(results), start, out)
 
 
 def _cli(argv: list[str] | None = None) -> int:

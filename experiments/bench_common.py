@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,19 @@ def machine_info() -> dict:
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "platform": platform.platform(), "python": platform.python_version(),
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def finish(results: dict, table: str, start: float, out: str | Path) -> dict:
+    """Close a benchmark: total time, ``table`` printed and stored, the machine line, the JSON."""
+    machine = results["machine"]
+    results["total_s"] = time.perf_counter() - start
+    results["table"] = table
+    print(table)
+    print(f"{machine['backend']} {machine['devices']}, jax {machine['jax']}, "
+          f"{machine['usable_cpus']} usable CPUs, load {machine['loadavg_at_start']}; "
+          f"total {results['total_s']:.0f} s")
+    write_results(results, out)
+    return results
 
 
 def write_results(results: dict, out: str | Path) -> Path:

@@ -53,7 +53,7 @@ from hystax.agents.bandits.lsd.planning import (
 from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_rounding_ucb
 from hystax.agents.bandits.lsd.runner import _single_run, make_info
 from hystax.envs.lsd import payoff_table, preset, random_monotone
-from hystax.experiments.bench_common import bench_cli, machine_info, write_results
+from hystax.experiments.bench_common import bench_cli, finish, machine_info
 
 import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)
 
@@ -167,8 +167,8 @@ def bench_rounding(sizes: Sizes) -> list[dict]:
     keys = jax.random.split(jax.random.PRNGKey(0), sizes.rounding_keys)
     rows = []
     for horizon in sizes.rounding_horizons:
-        first, schedules = _first(lambda: lp_rounding_schedules(problem, keys, horizon, lp))
-        warm, _ = _timed(lambda: lp_rounding_schedules(problem, keys, horizon, lp))
+        first, schedules = _first(lambda h=horizon: lp_rounding_schedules(problem, keys, h, lp))
+        warm, _ = _timed(lambda h=horizon: lp_rounding_schedules(problem, keys, h, lp))
         rows.append({"arms": sizes.rounding_arms, "keys": sizes.rounding_keys, "horizon": horizon,
                      "first_s": first, "warm_s": warm,
                      "schedule_rounds_per_s": sizes.rounding_keys * horizon / warm,
@@ -438,16 +438,16 @@ def _s(x: float) -> str:
 
 
 def format_table(results: dict) -> str:
-    lines = ["| DP | K | joint states | T | dp_value 1st s | dp_value 2nd s | dp_plan 1st s "
-             "| dp_plan 2nd s | backups/s (2nd dp_value) | OPT |",
+    lines = [("| DP | K | joint states | T | dp_value 1st s | dp_value 2nd s | dp_plan 1st s "
+              "| dp_plan 2nd s | backups/s (2nd dp_value) | OPT |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["dp"]:
         lines.append(f"| vs {r['sweep']} | {r['arms']} | {r['joint_states']:,} | {r['horizon']:,} | "
                      f"{_s(r['dp_value_first_s'])} | {_s(r['dp_value_warm_s'])} | "
                      f"{_s(r['dp_plan_first_s'])} | {_s(r['dp_plan_warm_s'])} | "
                      f"{r['backups_per_s_warm']:.2e} | {r['opt']:.2f} |")
-    lines += ["", "| LP | K | variables | dual 1st s | dual warm s | HiGHS 1st s | HiGHS warm s "
-              "| LP value / round | abs(dual - HiGHS) |",
+    lines += ["", ("| LP | K | variables | dual 1st s | dual warm s | HiGHS 1st s | HiGHS warm s "
+                   "| LP value / round | abs(dual - HiGHS) |"),
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["lp"]:
         lines.append(f"| cycle LP | {r['arms']:,} | {r['variables']:,} | {_s(r['dual_first_s'])} | "
@@ -458,8 +458,8 @@ def format_table(results: dict) -> str:
     for r in results["rounding"]:
         lines.append(f"| lp_rounding_schedules | {r['arms']} | {r['keys']} | {r['horizon']:,} | "
                      f"{_s(r['first_s'])} | {_s(r['warm_s'])} | {r['schedule_rounds_per_s']:,.0f} |")
-    lines += ["", f"| learner ({PRESET}) | run | rounds/s | run s | compile s "
-              "| expected reward / round (mean ± sd over seeds) |",
+    lines += ["", (f"| learner ({PRESET}) | run | rounds/s | run s | compile s "
+                   "| expected reward / round (mean ± sd over seeds) |"),
               "|---|---|---:|---:|---:|---:|"]
     for r in results["learners"]:
         lines.append(f"| {r['learner']} | {r['name']} | {r['rounds_per_s']:,.0f} | {r['run_s']:.2f} | "
@@ -497,14 +497,8 @@ def main(quick: bool = False, out: str = "runs/bench_lsd.json") -> dict:
                "dp": dp, "lp": lp, "rounding": rounding, "learners": learners,
                "ratios": ratios, "isi_replay": check,
                "lp_max_abs_diff": lp_diff, "lp_agree": bool(lp_diff <= LP_TOL)}
-    results["total_s"] = time.perf_counter() - start
-    results["table"] = format_table(results)
-    print(results["table"])
-    print(f"{machine['backend']} {machine['devices']}, jax {machine['jax']}, "
-          f"{machine['usable_cpus']} usable CPUs, load {machine['loadavg_at_start']}; "
-          f"total {results['total_s']:.0f} s")
-    write_results(results, out)
-    return results
+    results["total_s"] = time.perf_counter() - start  # the table reports it
+    return finish(results, format_table(results), start, out)
 
 
 def _cli(argv: list[str] | None = None) -> int:

@@ -84,10 +84,10 @@ def planning_row(name: str) -> dict:
 
 
 def format_planning(rows: list[dict]) -> str:
-    lines = [f"LSD planning, every preset at its horizon T: expected total reward / OPT (exact, "
-             f"by DP). LP rounding: mean ± s.e. over {PLANNER_DRAWS} draws and the best draw.", "",
-             "| preset | K | T | monotone | greedy | LP rounding | best of draws | OPT | LP bound "
-             "T·LP | OPT (spec) |", "|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [(f"LSD planning, every preset at its horizon T: expected total reward / OPT (exact, "
+              f"by DP). LP rounding: mean ± s.e. over {PLANNER_DRAWS} draws and the best draw."), "",
+             ("| preset | K | T | monotone | greedy | LP rounding | best of draws | OPT | LP bound "
+              "T·LP | OPT (spec) |"), "|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         o = r["opt"]
         lines.append(
@@ -95,8 +95,8 @@ def format_planning(rows: list[dict]) -> str:
             f" | {r['greedy'] / o:.4f} | {r['rounding_mean'] / o:.4f} ± {r['rounding_se'] / o:.4f}"
             f" | {r['rounding_best'] / o:.4f} | {o:,.1f} ({r['opt_source']}) | "
             f"{r['lp_bound'] / o:.4f} | {r['spec_opt']:,.1f} |")
-    lines += ["", "monotone: idle side non-decreasing, play side non-increasing and f(1) >= g(2) "
-              "(what the LP-rounding (1 - 1/e) guarantee needs)."]
+    lines += ["", ("monotone: idle side non-decreasing, play side non-increasing and f(1) >= g(2) "
+                   "(what the LP-rounding (1 - 1/e) guarantee needs).")]
     return "\n".join(lines)
 
 
@@ -197,8 +197,8 @@ def format_rewards(summary: dict) -> str:
                      f"{r['alpha_regret']:,.1f} | {r['alpha_regret_slope']:.2f} | "
                      f"{r['wall_s']:.1f} |")
     f = summary["full_info_rounding"]
-    lines += [f"| *LP rounding, full information ({PLANNER_DRAWS} draws)* | {f['mean']:.4f} ± "
-              f"{f['se']:.4f} | 0 | | |",
+    lines += [(f"| *LP rounding, full information ({PLANNER_DRAWS} draws)* | {f['mean']:.4f} ± "
+               f"{f['se']:.4f} | 0 | | |"),
               f"| *Oracle Greedy, full information* | {summary['greedy_over_opt']:.4f} | | | |",
               "", ("alpha-regret: (V / T) t - reward(t) against the full-information LP-rounding "
                    "planner's mean V; slope fitted on log-log axes over t >= T / 10 (nan where "

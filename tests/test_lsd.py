@@ -101,6 +101,7 @@ def test_gymnax_env_plays_the_problem():
     chex.assert_shape(obs, (6,))
     obs, state, reward, *_ = env.step(jax.random.PRNGKey(1), state, 2, params)
     assert obs[2] == 1.0 and state.z.tolist() == [1, 1, -1, 1, 1]
+    assert float(reward) in (0.0, 1.0) and float(obs[5]) == float(reward)
     full = lsd.LSDEnv("L1", observe_state=True)
     obs, _ = full.reset(jax.random.PRNGKey(0), full.default_params)
     chex.assert_shape(obs, (7,))
@@ -127,6 +128,7 @@ def test_dp_reproduces_the_spec_optima(name):
     spec = lsd.PRESETS[name]
     problem = spec.build()
     value, schedule = planning.dp_plan(problem, spec.horizon)
+    assert _reference_value(problem, schedule) == pytest.approx(value, abs=1e-9)
     tolerance = 0.05 if name.startswith("laforgue") else 0.5e-4 * spec.horizon  # 4-digit OPT/T
     assert value == pytest.approx(spec.opt, abs=tolerance)
     assert planning.dp_value(problem, spec.horizon) == pytest.approx(value, abs=1e-9)

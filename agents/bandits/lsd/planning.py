@@ -245,7 +245,10 @@ def lp_dual_solve(rewards: jax.Array, plays, idle, iterations: int = 80) -> LPSo
         mid = 0.5 * (lo + hi)
         y_mid, rate_mid = _lagrangian_solution(rewards, plays, length, mid)
         over = rate_mid > 1.0
-        pick = lambda a, b: jax.tree.map(lambda u, v: jnp.where(over, u, v), a, b)  # noqa: E731
+
+        def pick(a, b):
+            return jax.tree.map(lambda u, v: jnp.where(over, u, v), a, b)
+
         return pick((mid, y_mid, rate_mid), (lo, y_lo, rate_lo)), pick((hi, y_hi, rate_hi),
                                                                        (mid, y_mid, rate_mid))
 

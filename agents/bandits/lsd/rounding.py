@@ -137,10 +137,21 @@ def _rounding_schedule(problem: LSDProblem, lp: LPSolution, key: jax.Array, roun
 
 
 def _check_monotone(problem: LSDProblem) -> None:
+    """Warn (pointing at the caller's caller) when the guarantee's monotonicity fails."""
     if not is_monotone(problem, strict=True):
-        warnings.warn("LP rounding: the payoffs are not monotone (idle side non-decreasing, play "
-                      "side non-increasing, f(1) >= g(2)); the (1 - 1/e) guarantee does not apply",
-                      NonMonotoneWarning, stacklevel=3)
+        bad = [i for i in range(problem.num_arms) if not is_monotone(
+            problem.replace(idle_payoff=problem.idle_payoff[i:i + 1],
+                            play_payoff=problem.play_payoff[i:i + 1]), strict=True)]
+        warnings.warn(f"LP rounding: the payoffs of arms {bad} are not monotone (needed: idle "
+                      "side non-decreasing, play side non-increasing, f(1) >= g(2)); the "
+                      "(1 - 1/e) guarantee does not apply", NonMonotoneWarning, stacklevel=3)
+
+
+def _schedules(problem: LSDProblem, keys, horizon: int, lp: LPSolution | None) -> np.ndarray:
+    lp = lp_relaxation(problem) if lp is None else lp
+    with jax.enable_x64(True):
+        fn = jax.vmap(_rounding_schedule, in_axes=(None, None, 0, None))
+        return np.asarray(fn(problem, lp, jnp.asarray(keys), jnp.arange(horizon)))
 
 
 def lp_rounding_schedules(problem: LSDProblem, keys: jax.Array, horizon: int,
@@ -148,27 +159,27 @@ def lp_rounding_schedules(problem: LSDProblem, keys: jax.Array, horizon: int,
     """One LP-rounding schedule per key: keys [S, 2] -> [S, T] int32 (vmapped)."""
     horizon = check_horizon(horizon)
     _check_monotone(problem)
-    lp = lp_relaxation(problem) if lp is None else lp
-    with jax.enable_x64(True):
-        fn = jax.vmap(_rounding_schedule, in_axes=(None, None, 0, None))
-        return np.asarray(fn(problem, lp, jnp.asarray(keys), jnp.arange(horizon)))
+    return _schedules(problem, keys, horizon, lp)
 
 
 def lp_rounding_schedule(problem: LSDProblem, key: jax.Array, horizon: int, draws: int = 1,
                          lp: LPSolution | None = None) -> np.ndarray:
     """The LP-rounding planner's schedule: [T] int32 (see the module doc). With ``draws`` > 1,
     the best (by exact expected reward) of that many independent draws."""
+    horizon = check_horizon(horizon)
     require(isinstance(draws, int) and draws >= 1, f"draws must be a positive int, got {draws!r}")
-    schedules = lp_rounding_schedules(problem, jax.random.split(key, draws), horizon, lp)
+    _check_monotone(problem)
+    schedules = _schedules(problem, jax.random.split(key, draws), horizon, lp)
     return schedules[int(np.argmax([schedule_value(problem, s) for s in schedules]))]
 
 
 def lp_rounding_value(problem: LSDProblem, horizon: int, samples: int = 32,
                       seed: int = 0) -> np.ndarray:
     """The planner's expected total reward for ``samples`` independent draws: [samples]."""
+    horizon = check_horizon(horizon)
+    _check_monotone(problem)
     keys = jax.random.split(jax.random.PRNGKey(seed), samples)
-    return np.array([schedule_value(problem, s)
-                     for s in lp_rounding_schedules(problem, keys, horizon)])
+    return np.array([schedule_value(problem, s) for s in _schedules(problem, keys, horizon, None)])
 
 
 # --- the online learner --------------------------------------------------------------------------
