@@ -1,4 +1,5 @@
-"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``bandit``, ``bench``.
+"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``bandit``, ``continual``,
+``bench``.
 
 Heavy modules (jax, the agents) are imported only by the command that needs them, so
 ``hystax --help`` and ``hystax list`` stay fast. Bad input prints one line
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if rest and args.command not in ("train", "bandit"):
+    if rest and args.command not in ("train", "bandit", "continual"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest)
@@ -106,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
                              "[--algorithms ...] [--out-dir DIR] (hystax bandit dlb --help)")
     p.add_argument("problem", choices=["dlb", "lsd"], help="which bandit problem")
     p.set_defaults(func=_bandit)
+
+    p = sub.add_parser("continual", add_help=False,
+                       help="continual world models on a task suite (hystax continual --suite "
+                            "pendulum-gravity --method hnet)",
+                       usage="hystax continual [--suite S] [--method M ...] [--mode online|offline] "
+                             "[--seeds N] [--out-dir DIR] (hystax continual --help)")
+    p.set_defaults(func=_continual)
 
     p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory)")
     p.add_argument("what", choices=["ppo", "memory", "bandits", "lsd"], help="which benchmark")
@@ -294,6 +302,12 @@ def _bandit(args, rest) -> int:
 
     experiment = importlib.import_module(f"hystax.experiments.{args.problem}")
     return experiment._cli(rest, prog=f"hystax bandit {args.problem}")
+
+
+def _continual(args, rest) -> int:
+    from hystax.experiments import continual
+
+    return continual._cli(rest, prog="hystax continual")
 
 
 def _bench(args, rest) -> int:

@@ -30,7 +30,8 @@ from hystax.stats import (
     stratified_bootstrap_ci,
 )
 
-__all__ = ["plot_returns", "plot_iqm", "plot_regret", "write_regret_csv", "plot_run_dirs"]
+__all__ = ["plot_returns", "plot_iqm", "plot_regret", "write_regret_csv", "plot_run_dirs",
+           "plot_task_matrices", "plot_task_curves"]
 
 DPI = 120
 # Columns of metrics.csv that are not training diagnostics (they go to returns.png or are counters).
@@ -407,3 +408,76 @@ def _fmt_num(x: float) -> str:
     if x.is_integer() and abs(x) < 2**53:
         return str(int(x))
     return repr(x)
+
+
+# ----------------------------------------------------------------------------- continual learning
+
+def plot_task_matrices(matrices: Mapping[str, np.ndarray], out_png, title: str | None = None,
+                       value: str = "return", task_labels: Sequence[str] | None = None) -> Path:
+    """Heat maps of per-method task matrices M[t, j] (row: task evaluated, column: the model
+    saved after task j; NaN where t > j, i.e. the task was not seen yet), one panel per method,
+    each cell annotated. matrices: ``{method: [tasks, tasks]}`` (mean over seeds)."""
+    if not matrices:
+        raise HystaxError("no task matrices given")
+    data = {str(k): np.asarray(v, np.float64) for k, v in matrices.items()}
+    for name, m in data.items():
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+            raise HystaxError(f"task matrix {name!r} must be square [tasks, tasks], got {m.shape}")
+    n = len(data)
+    size = next(iter(data.values())).shape[0]
+    labels = list(task_labels) if task_labels is not None else [str(i) for i in range(size)]
+    finite = np.concatenate([m[np.isfinite(m)] for m in data.values()] or [np.zeros(1)])
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    fig, axes = _new_figure(figsize=(min(3.8 * n, 19.0), 3.8), ncols=n)
+    for k, (ax, (name, m)) in enumerate(zip(axes[0], data.items())):
+        image = ax.imshow(np.ma.masked_invalid(m), vmin=lo, vmax=hi, cmap="viridis")
+        for (t, j), v in np.ndenumerate(m):
+            if np.isfinite(v):
+                ax.text(j, t, _num(v), ha="center", va="center", fontsize=7,
+                        color="white" if v < (lo + hi) / 2 else "black")
+        ax.set_xticks(range(size), labels, fontsize=7, rotation=45)
+        ax.set_yticks(range(size), labels if k == 0 else [], fontsize=7)
+        ax.set_xlabel("model saved after task", fontsize=8)
+        if k == 0:
+            ax.set_ylabel("task evaluated", fontsize=8)
+        ax.set_title(name, fontsize=9)
+    fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label=value)
+    fig.suptitle(title or f"{value} per task and saved model", fontsize=10)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=DPI, bbox_inches="tight")
+    fig.clear()
+    return out
+
+
+def plot_task_curves(curves: Mapping[str, np.ndarray], out_png, task_length: int,
+                     title: str | None = None, ylabel: str = "episode return",
+                     task_labels: Sequence[str] | None = None) -> Path:
+    """Training curves across a task sequence: ``{method: [seeds, episodes]}`` (episodes of
+    every task back to back, ``task_length`` per task), mean ± s.e. over seeds, with the task
+    boundaries marked."""
+    if not curves:
+        raise HystaxError("no curves given")
+    fig, axes = _new_figure(figsize=(9.0, 4.2))
+    ax = axes[0, 0]
+    total = 0
+    for i, (name, c) in enumerate(curves.items()):
+        c = np.asarray(c, np.float64)
+        c = c[None] if c.ndim == 1 else c
+        mean, se = mean_and_standard_error(c)
+        x = np.arange(1, c.shape[1] + 1)
+        ax.plot(x, mean, color=f"C{i % 10}", linewidth=1.4, label=str(name))
+        ax.fill_between(x, mean - se, mean + se, color=f"C{i % 10}", alpha=0.2, linewidth=0)
+        total = max(total, c.shape[1])
+    for b in range(task_length, total, task_length):
+        ax.axvline(b + 0.5, color="grey", linewidth=0.8, linestyle="--")
+    if task_labels is not None:
+        for k, label in enumerate(task_labels):
+            ax.text(k * task_length + task_length / 2 + 0.5, 1.01, str(label), fontsize=7,
+                    ha="center", transform=ax.get_xaxis_transform())
+    ax.set_xlabel("episode (tasks in sequence)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", framealpha=0.85)
+    fig.suptitle(title or "training across tasks: mean ± s.e. over seeds", fontsize=10)
+    return _save(fig, out_png)
