@@ -141,11 +141,15 @@ def continual_mbrl(method: ContinualMethod, suite: TaskSequence, key: jax.Array,
                    checkpoint_dir: str | Path | None = None) -> ContinualResult:
     """Learn ``suite``'s tasks in order with ``method`` and an MPC agent (see the module doc).
 
-    progress: a tqdm-like bar updated once per MPC episode (optional). With
+    The planner uses ``config.mpc`` over the suite's action box. progress: a tqdm-like bar
+    updated once per MPC episode (optional). With
     ``config.reset_each_task`` the method starts from scratch at every task (the single-task
     reference of forward transfer).
     """
     config = config or ContinualConfig()
+    # plan over the suite's own action box (the MPCConfig default is [-1, 1])
+    config = dataclasses.replace(config, mpc=dataclasses.replace(
+        config.mpc, action_low=suite.action_low, action_high=suite.action_high))
     require(isinstance(method, ContinualMethod), f"method must be a ContinualMethod, got "
             f"{type(method).__name__}")
     require(method.obs_dim == suite.obs_dim and method.act_dim == suite.act_dim,

@@ -56,9 +56,9 @@ from hystax.world_models.dynamics import (
     DynamicsParams,
     Normaliser,
     Transitions,
-    _inputs,  # the net's input normalisation, shared
     check_transitions,
     delta_loss,
+    normalised_inputs,
     predict_next,
 )
 
@@ -378,7 +378,7 @@ def _model_fisher_point(spec: _Spec, weights, norm: Normaliser, task, o, a, nx):
     net's log-variance for a Gaussian net and σ² = ½ otherwise (the loss (t − μ)² is the NLL
     of N(μ, ½) up to a constant). It equals the Gauss–Newton diagonal of the loss."""
     del nx
-    x = _inputs(norm, o[None], a[None])[0]
+    x = normalised_inputs(norm, o[None], a[None])[0]
 
     def outputs(w):
         out = spec.net.apply({"params": _select(spec, w, task)}, x)

@@ -32,6 +32,7 @@ __all__ = [
     "check_transitions",
     "delta_loss",
     "fit_normaliser",
+    "normalised_inputs",
     "predict_next",
 ]
 
@@ -126,7 +127,8 @@ class DynamicsMLP(nn.Module):
         return mean, logvar
 
 
-def _inputs(norm: Normaliser, obs, action):
+def normalised_inputs(norm: Normaliser, obs, action):
+    """The network's input: [normalised obs, normalised action] ([..., n + m])."""
     return jnp.concatenate([(obs - norm.obs_mean) / norm.obs_std,
                             (action - norm.act_mean) / norm.act_std], axis=-1)
 
@@ -134,7 +136,7 @@ def _inputs(norm: Normaliser, obs, action):
 def predict_next(net: nn.Module, params: DynamicsParams, obs: jax.Array,
                  action: jax.Array) -> jax.Array:
     """The predicted next state (the mean for a Gaussian model): obs [..., n], action [..., m]."""
-    out = net.apply({"params": params.weights}, _inputs(params.norm, obs, action))
+    out = net.apply({"params": params.weights}, normalised_inputs(params.norm, obs, action))
     mean = out[0] if isinstance(out, tuple) else out
     return obs + params.norm.delta_mean + params.norm.delta_std * mean
 
@@ -142,7 +144,7 @@ def predict_next(net: nn.Module, params: DynamicsParams, obs: jax.Array,
 def delta_loss(net: nn.Module, weights, norm: Normaliser, batch: Transitions) -> jax.Array:
     """Mean loss on the normalised Δ: squared error, or the Gaussian NLL for a Gaussian net."""
     target = (batch.next_obs - batch.obs - norm.delta_mean) / norm.delta_std
-    out = net.apply({"params": weights}, _inputs(norm, batch.obs, batch.action))
+    out = net.apply({"params": weights}, normalised_inputs(norm, batch.obs, batch.action))
     if isinstance(out, tuple):
         mean, logvar = out
         return jnp.mean(0.5 * ((target - mean) ** 2 * jnp.exp(-logvar) + logvar))
