@@ -115,8 +115,9 @@ def _parser() -> argparse.ArgumentParser:
                              "[--seeds N] [--out-dir DIR] (hystax continual --help)")
     p.set_defaults(func=_continual)
 
-    p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory)")
-    p.add_argument("what", choices=["ppo", "memory", "bandits", "lsd"], help="which benchmark")
+    p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory | bandits | lsd | continual)")
+    p.add_argument("what", choices=["ppo", "memory", "bandits", "lsd", "continual"],
+                   help="which benchmark")
     p.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     p.add_argument("--out", help="where the results JSON goes (default: runs/bench_WHAT.json)")
     p.set_defaults(func=_bench)
@@ -161,6 +162,15 @@ def _list(args, rest) -> int:
         print(f"  {name}")
     print("LSD bandit learners (hystax bandit lsd --algorithms ...):")
     for name in LSD_ALGORITHMS:
+        print(f"  {name}")
+    from hystax.envs.continual import suite_names
+    from hystax.world_models import METHOD_NAMES
+
+    print("continual task suites (hystax continual --suite ...):")
+    for name in suite_names():
+        print(f"  {name}")
+    print("continual world-model methods (hystax continual --method ...):")
+    for name in METHOD_NAMES:
         print(f"  {name}")
     print("environments:")
     for name in envs.names():

@@ -101,3 +101,11 @@ def test_offline_experiment_through_the_cli(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert [r["method"] for r in summary["rows"]] == ["hnet", "finetune"]
     assert len(summary["rows"][0]["after_per_task"]) == 5
+
+
+def test_method_names_match_the_registry():
+    from hystax.world_models import METHOD_NAMES
+    from hystax.world_models.continual import METHODS
+
+    make_method("hnet", 3, 1, 1)  # imports the registering modules
+    assert set(METHOD_NAMES) == set(METHODS)
