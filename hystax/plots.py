@@ -428,20 +428,28 @@ def plot_task_matrices(matrices: Mapping[str, np.ndarray], out_png, title: str |
     labels = list(task_labels) if task_labels is not None else [str(i) for i in range(size)]
     finite = np.concatenate([m[np.isfinite(m)] for m in data.values()] or [np.zeros(1)])
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    fig, axes = _new_figure(figsize=(min(3.8 * n, 19.0), 3.8), ncols=n)
-    for k, (ax, (name, m)) in enumerate(zip(axes[0], data.items())):
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    fig, axes = _new_figure(figsize=(3.9 * ncols + 1.2, 3.7 * nrows), ncols=ncols, nrows=nrows)
+    cell = 6 if size > 4 else 7
+    for k, ax in enumerate(axes.reshape(-1)):
+        if k >= n:
+            ax.set_axis_off()
+            continue
+        name, m = list(data.items())[k]
         image = ax.imshow(np.ma.masked_invalid(m), vmin=lo, vmax=hi, cmap="viridis")
         for (t, j), v in np.ndenumerate(m):
             if np.isfinite(v):
-                ax.text(j, t, _num(v), ha="center", va="center", fontsize=7,
+                ax.text(j, t, f"{v:.0f}" if abs(v) >= 100 else _num(v), ha="center",
+                        va="center", fontsize=cell,
                         color="white" if v < (lo + hi) / 2 else "black")
         ax.set_xticks(range(size), labels, fontsize=7, rotation=45)
-        ax.set_yticks(range(size), labels if k == 0 else [], fontsize=7)
+        ax.set_yticks(range(size), labels if k % ncols == 0 else [], fontsize=7)
         ax.set_xlabel("model saved after task", fontsize=8)
-        if k == 0:
+        if k % ncols == 0:
             ax.set_ylabel("task evaluated", fontsize=8)
         ax.set_title(name, fontsize=9)
-    fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label=value)
+    fig.colorbar(image, ax=list(axes.reshape(-1)), shrink=0.8, label=value)
     fig.suptitle(title or f"{value} per task and saved model", fontsize=10)
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
