@@ -100,30 +100,32 @@ def _run_episode(method: ContinualMethod, suite: TaskSequence, state, task: int,
                        quantize=suite.quantize, to_env_action=suite.env_action)
 
 
-def _concat(parts: list[Transitions]) -> Transitions:
-    return Transitions(*(jnp.concatenate(x) for x in zip(*parts)))
-
-
 def _learn_task(method, suite, state, task, key, config, progress):
     k_warm, k_fit, k_run = jax.random.split(key, 3)
-    data = [collect_random(suite, task, k_warm, config.warmup_steps).transitions()]
-    state = method.begin_task(state, task, data[0])
-    state, _ = fit(method, state, data[0], task, config.train_steps, config.batch_size, k_fit)
+    warm = collect_random(suite, task, k_warm, config.warmup_steps).transitions()
+    size = config.warmup_steps + config.mpc_steps  # a fixed-size buffer: fit compiles once
+    buffer = Transitions(*(jnp.zeros((size, *x.shape[1:]), x.dtype).at[:x.shape[0]].set(x)
+                           for x in warm))
+    count = config.warmup_steps
+    state = method.begin_task(state, task, warm)
+    state, _ = fit(method, state, buffer, task, config.train_steps, config.batch_size, k_fit,
+                   count=count)
     returns = []
     for episode, k in enumerate(jax.random.split(k_run, config.episodes_per_task)):
         k_episode, k_fit = jax.random.split(k)
         ret, rollout = _run_episode(method, suite, state, task, k_episode, config)
         returns.append(float(ret))
-        data.append(rollout.transitions())
+        buffer = Transitions(*(b.at[count:count + x.shape[0]].set(x)
+                               for b, x in zip(buffer, rollout.transitions())))
+        count += config.episode_steps
         if progress is not None:
             progress.update(1)
             progress.set_postfix_str(f"task {task} return {float(ret):.1f}")
         if ((episode + 1) * config.episode_steps) % config.retrain_every == 0:
-            everything = _concat(data)
-            state = set_normaliser(state, task, everything)
-            state, _ = fit(method, state, everything, task, config.train_steps,
-                           config.batch_size, k_fit)
-    state = method.end_task(state, task, _concat(data))
+            state = set_normaliser(state, task, Transitions(*(x[:count] for x in buffer)))
+            state, _ = fit(method, state, buffer, task, config.train_steps, config.batch_size,
+                           k_fit, count=count)
+    state = method.end_task(state, task, buffer)
     return state, returns
 
 
@@ -150,6 +152,8 @@ def continual_mbrl(method: ContinualMethod, suite: TaskSequence, key: jax.Array,
     # plan over the suite's own action box (the MPCConfig default is [-1, 1])
     config = dataclasses.replace(config, mpc=dataclasses.replace(
         config.mpc, action_low=suite.action_low, action_high=suite.action_high))
+    require(suite.reward_fn is not None, f"suite {suite.name!r} has no reward_fn: MPC needs the "
+            "known reward (pass reward_fn= to task_sequence)")
     require(isinstance(method, ContinualMethod), f"method must be a ContinualMethod, got "
             f"{type(method).__name__}")
     require(method.obs_dim == suite.obs_dim and method.act_dim == suite.act_dim,
@@ -178,7 +182,8 @@ def _evaluate(method, suite, saved, key, config, train_returns) -> ContinualResu
     for t, k in enumerate(jax.random.split(key, n)):
         k_test, k_eps = jax.random.split(k)
         test = collect_random(suite, t, k_test, config.test_steps)
-        random_returns[t] = float(test.reward.sum()) * config.episode_steps / config.test_steps
+        episodes = max(int(test.done.sum()), config.test_steps / config.episode_steps)
+        random_returns[t] = float(test.reward.sum()) / episodes  # CartPole: mean steps to a fall
         for j in range(t, n):
             errors[t, j] = one_step_mse(method, saved[j], test.transitions(), t)
             returns = [float(_run_episode(method, suite, saved[j], t, e, config)[0])
@@ -188,13 +193,15 @@ def _evaluate(method, suite, saved, key, config, train_returns) -> ContinualResu
 
 
 def forgetting_ratios(result: ContinualResult, min_gain: float = 0.1) -> np.ndarray:
-    """Per task: (R[t, last] - R_rand[t]) / (R[t, t] - R_rand[t]) (1 = nothing forgotten); NaN
-    where the agent did not learn the task (R[t, t] - R_rand[t] < ``min_gain`` |R_rand[t]|),
-    so that a ratio of two noise-level gains is not reported. [T]"""
+    """Per task: (R[t, last] - R_rand[t]) / (R[t, t] - R_rand[t]) (1 = nothing forgotten). NaN
+    for the last task (no later model) and where the agent did not learn the task
+    (R[t, t] - R_rand[t] < ``min_gain`` |R_rand[t]|: no ratio of two noise-level gains). [T]"""
     r, base = result.reward_matrix, result.random_returns
     gain = np.diag(r) - base
-    return np.where(gain >= min_gain * np.abs(base), (r[:, -1] - base) / np.where(gain > 0, gain, 1.0),
-                    np.nan)
+    ratio = np.where(gain >= min_gain * np.abs(base),
+                     (r[:, -1] - base) / np.where(gain > 0, gain, 1.0), np.nan)
+    ratio[-1] = np.nan
+    return ratio
 
 
 def forward_transfer(result: ContinualResult, single: ContinualResult) -> np.ndarray:

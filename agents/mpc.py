@@ -354,7 +354,9 @@ def _episode_runner(env, predict, reward_fn, termination_fn, steps, config, meth
             return (next_obs, next_state, next_mean), out
 
         _, rollout = jax.lax.scan(body, (obs0, state0, mean0), jax.random.split(key, steps))
-        return rollout.reward.sum(), rollout
+        # the return of the first episode only: an auto-reset env keeps paying after a fall
+        alive = jnp.cumprod(1.0 - jnp.concatenate([jnp.zeros(1), rollout.done[:-1].astype(float)]))
+        return jnp.sum(rollout.reward * alive), rollout
 
     return jax.jit(run)
 
@@ -373,13 +375,17 @@ def mpc_episode(env, env_params, predict: Predict, params, reward_fn: RewardFn, 
     ``quantize`` / ``env_action``).
 
     Returns:
-      ``(total_reward, rollout)``: the sum of the env's rewards over the ``steps`` steps and the
+      ``(total_reward, rollout)``: the sum of the env's rewards up to the end of the first
+      episode (all ``steps`` when no episode ends before; after a fall an auto-reset env would
+      go on paying, as gymnax CartPole does) and the
       :class:`~hystax.envs.continual.Rollout` of the transitions (action = quantized box action).
 
     Compiled once per (env, predict, reward_fn, termination_fn, steps, config, method,
     quantize, to_env_action); pass the same function objects to reuse it.
     """
     require(_is_int(steps) and steps > 0, f"mpc_episode: steps must be a positive int, got {steps!r}")
+    require(callable(reward_fn), "mpc_episode: a reward_fn(obs, action, next_obs) is needed to "
+            "plan (this suite has none: pass reward_fn= to task_sequence)")
     require(isinstance(config, MPCConfig), f"mpc_episode: config must be an MPCConfig, got {type(config).__name__}")
     _planner(method)
     act_dim = _act_dim(env, env_params, to_env_action)

@@ -387,7 +387,8 @@ class LSDEnv(BanditEnv):
 
     def observation_space(self, params=None) -> spaces.Box:
         size = (2 if self.observe_state else 1) * self.problem.num_arms + 1
-        return spaces.Box(-1.0, 1.0, (size,), jnp.float32)
+        bound = 1.0 if self.problem.noise == "bernoulli" else jnp.inf  # Gaussian rewards: any value
+        return spaces.Box(-bound, bound, (size,), jnp.float32)
 
 
 def register_all() -> None:

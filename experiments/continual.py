@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import json
 import sys
@@ -212,8 +213,11 @@ def _online_summary(suite, runs, singles, config, seeds, wall_s) -> dict:
             transfer = np.stack([forward_transfer(r, s) for r, s in zip(results, singles)])
             row["forward_transfer"] = _stat(np.nanmean(transfer, axis=1))
         rows.append(row)
+    used = dataclasses.replace(config.mpc, action_low=suite.action_low,
+                               action_high=suite.action_high)  # what continual_mbrl plans with
     return {"suite": suite.name, "mode": "online", "seeds": seeds, "labels": list(suite.labels),
-            "config": {k: (str(v) if k == "mpc" else v) for k, v in config.__dict__.items()},
+            "config": {**{k: v for k, v in config.__dict__.items() if k != "mpc"},
+                       "mpc": str(used)},
             "random_returns": np.mean([r.random_returns for rs in runs.values() for r in rs],
                                       axis=0).tolist(),
             "rows": rows, "wall_s": wall_s,
@@ -226,7 +230,7 @@ def format_online(summary: dict) -> str:
               f"mean ± s.e. over {summary['seeds']} seeds: MPC return per episode with the model "
               "saved right after each task (own) and after the last task (final), averaged over "
               "tasks; forgetting ratio (R_final − R_random) / (R_own − R_random) averaged over "
-              "tasks (1 = no forgetting)"), "",
+              "the tasks before the last that the agent learnt (1 = no forgetting)"), "",
              "| method | own-task return | final-model return | forgetting ratio | "
              "final one-step MSE |" + (" forward transfer |" if transfer else ""),
              "|---|---:|---:|---:|---:|" + ("---:|" if transfer else "")]
@@ -272,7 +276,8 @@ def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiment
                         help=f"repeatable (default: {', '.join(DEFAULT_METHODS)})")
     parser.add_argument("--mode", choices=["online", "offline"], default="online")
     parser.add_argument("--seeds", default="3")
-    parser.add_argument("--beta", default=None, help="hnet's regulariser weight (default 0.05)")
+    parser.add_argument("--beta", default=None,
+                        help="the hypernetworks' regulariser weight (default 0.05)")
     parser.add_argument("--single", action="store_true",
                         help="online: also learn every task from scratch (forward transfer)")
     parser.add_argument("--mpc-steps", default=None, help="online: MPC steps per task")
@@ -282,7 +287,14 @@ def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiment
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        options = {"hnet": {"beta": float(args.beta)}} if args.beta is not None else {}
+        options = {}
+        if args.beta is not None:
+            try:
+                beta = float(args.beta)
+            except ValueError:
+                raise HystaxError(f"beta must be a number >= 0, got {args.beta!r}") from None
+            require(beta >= 0, f"beta must be a number >= 0, got {args.beta!r}")
+            options = {"hnet": {"beta": beta}, "hnet-chunked": {"beta": beta}}
         if args.mode == "offline":
             run_offline(args.suite, args.method, args.seeds, args.points, args.steps,
                         args.out_dir, options, progress=not args.no_progress)

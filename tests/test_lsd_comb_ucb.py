@@ -164,10 +164,10 @@ def test_update_plans_the_true_argmax(isi):
         base_now = np.array([-1, 3, 1 * 5 + 2])  # the last pull learns into (arm 1, z = +1)
         state = state.replace(counts=jnp.asarray(counts), sums=jnp.asarray(sums),
                               z=jnp.asarray(z), base=jnp.asarray(base_now, jnp.int32))
-        t, arm, reward = 3 * d - 1, 1, 1.7  # last round of block 3; the reward is clipped to 1
+        t, arm, reward = 3 * d - 1, 1, 0.7  # last round of block 3
         new = jax.jit(policy.update)(state, jnp.int32(arm), jnp.float64(reward), jnp.int32(t))
     counts[1, 2] += 1
-    sums[1, 2] += 1.0
+    sums[1, 2] += 0.7
     np.testing.assert_allclose(np.asarray(new.counts), counts)
     np.testing.assert_allclose(np.asarray(new.sums), sums)
     z_next = np.array([1, -1, 3], np.int32)  # arm 1 played from +1; arm 2 stays at the cap

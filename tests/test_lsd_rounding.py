@@ -73,7 +73,7 @@ def test_rounding_is_below_the_optimum(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NonMonotoneWarning)
         values = lp_rounding_value(problem, spec.horizon, samples=8)
-    assert values.max() <= spec.opt + 0.05
+    assert values.max() <= dp_value(problem, spec.horizon) + 1e-9
     if name in ("R2", "L1"):  # measured 0.984 / 0.991 of OPT (32 draws)
         assert values.mean() >= 0.95 * spec.opt
 

@@ -112,7 +112,11 @@ def fit(method: ContinualMethod, state, data: Transitions, task: int, steps: int
     require(isinstance(steps, int) and steps > 0, f"fit: steps must be a positive int, got {steps!r}")
     require(isinstance(batch_size, int) and batch_size > 0,
             f"fit: batch_size must be a positive int, got {batch_size!r}")
-    count = data.obs.shape[0] if count is None else count
+    size = data.obs.shape[0]
+    count = size if count is None else count
+    if not isinstance(count, jax.core.Tracer):
+        require(1 <= int(count) <= size, f"fit: count must be in [1, {size}] (the rows of data "
+                f"filled so far), got {count!r}")
     return _fit(method, state, data, jnp.int32(task), steps, batch_size, key, jnp.int32(count))
 
 

@@ -40,7 +40,7 @@ def scheduled(schedule, name: str = "schedule") -> Policy:
 @struct.dataclass
 class CountsState:
     counts: jax.Array  # [K]
-    sums: jax.Array  # [K] sum of rewards clipped to [0, 1]
+    sums: jax.Array  # [K] sum of rewards clipped to [0, 1] (Thompson's Beta posteriors need it)
 
 
 def _counts_init(key, info) -> CountsState:

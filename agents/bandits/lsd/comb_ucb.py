@@ -85,7 +85,7 @@ MAX_SEQUENCES = 2 ** 17
 class CombUCBState:
     """State of (ISI-)CombUCB1.
 
-    counts [K, S], sums [K, S] (rewards clipped to [0, 1]) per base arm (arm, state_index(z));
+    counts [K, S], sums [K, S] (reward sums) per base arm (arm, state_index(z));
     z [K] int32 the real arm states (tracked by both; only CombUCB1 plans with them);
     seq [D] int32 the current block's arms; base [D] int32 the flat base arm i * S + s each pull
     of the block is learnt into, or -1 when the pull is not valued. Static: the problem's caps
@@ -213,7 +213,7 @@ def _make(block: int, isi: bool, who: str) -> Policy:
         row, col = jnp.maximum(b, 0) // s, jnp.maximum(b, 0) % s
         counts = state.counts.at[row, col].add(jnp.where(hit, 1, 0).astype(state.counts.dtype))
         sums = state.sums.at[row, col].add(
-            jnp.where(hit, jnp.clip(reward, 0.0, 1.0), 0.0).astype(state.sums.dtype))
+            jnp.where(hit, reward, 0.0).astype(state.sums.dtype))
         state = state.replace(counts=counts, sums=sums, z=advance(state, state.z, arm))
         # t + 1 starts a new block: plan it now (the predicate does not depend on the seed)
         seq, base = jax.lax.cond((t + 1) % block == 0, lambda: plan(state, t + 1),

@@ -16,12 +16,16 @@ Foussoul, Goyal, Papadigenopoulos, Zeevi 2023 for LSD bandits; our own derivatio
    its own next ask (nothing for an arm that drew no cycle): see :func:`choose_arm`.
 
 Guarantee (monotone payoffs, in the order -Cp < ... < -1 < 1 < ... < Ci: satiation, deprivation
-and f(1) >= g(2)): an arm plays only in rounds its virtual schedule asks for, so its real state
-is never below its virtual state and it earns at least its virtual payoff; picking the best
-asking arm then earns at least (1 - 1/e) of the LP per round in expectation (the correlation
-gap of independent asks whose probabilities sum to <= 1), up to the first plays:
-E[value] >= (1 - 1/e) T LP - K max payoff. Without monotonicity the planner still runs (with
-:class:`NonMonotoneWarning`) but carries no guarantee.
+and f(1) >= g(2)), *when the rounds nobody asks for go to arms that drew no cycle*: then an arm
+plays only in rounds its virtual schedule asks for, so its real state is never below its
+virtual state and it earns at least its virtual payoff; picking the best asking arm earns at
+least (1 - 1/e) of the LP per round in expectation (the correlation gap of independent asks
+whose probabilities sum to <= 1), up to the first plays: E[value] >= (1 - 1/e) T LP - K max
+payoff. LSD bandits must play an arm every round, so when every arm drew a cycle a filler play
+can spoil the filler's next ask and the bound can fail: with few arms whose LP rates sum well
+below 1 (e.g. ``random_monotone(18, 2, 6, 6, kind="recharging")`` at T = 600: 0.49 of OPT,
+where greedy is optimal) the planner does worse than greedy. Without monotonicity it still runs
+(with :class:`NonMonotoneWarning`) but carries no guarantee.
 
 The learner (:func:`lp_rounding_ucb`) keeps UCB estimates of every mu_i(z), re-solves the LP on
 them (in jax, by the Lagrangian dual) every ``epoch`` rounds, redraws the cycles and phases, and
@@ -188,7 +192,7 @@ def lp_rounding_value(problem: LSDProblem, horizon: int, samples: int = 32,
 @struct.dataclass
 class RoundingUCBState:
     counts: jax.Array  # [K, S] plays per (arm, state index)
-    sums: jax.Array  # [K, S] reward sums (clipped to [0, 1])
+    sums: jax.Array  # [K, S] reward sums
     z: jax.Array  # [K] real states
     plan: CyclePlan
     key: jax.Array
@@ -197,7 +201,8 @@ class RoundingUCBState:
 
 
 def _ucb(state: RoundingUCBState, t, alpha: float) -> jax.Array:
-    """UCB of every mu_i(z): [K, S], 1 for unseen pairs, clipped to [0, 1]."""
+    """UCB of every mu_i(z): [K, S], 1 for unseen pairs, clipped to [0, 1] (the learner assumes
+    payoffs in [0, 1], as Bernoulli problems have)."""
     n = jnp.maximum(state.counts, 1)
     bonus = jnp.sqrt(alpha * jnp.log(jnp.maximum(t + 1.0, 2.0)) / n)
     return jnp.where(state.counts > 0, jnp.clip(state.sums / n + bonus, 0.0, 1.0), 1.0)
@@ -235,7 +240,7 @@ def lp_rounding_ucb(epoch: int | None = None, alpha: float = 2.0) -> Policy:
     def update(state, arm, reward, t):
         column = state_index(state.z[arm], state.info.play_cap)
         state = state.replace(counts=state.counts.at[arm, column].add(1),
-                              sums=state.sums.at[arm, column].add(jnp.clip(reward, 0.0, 1.0)),
+                              sums=state.sums.at[arm, column].add(reward),
                               z=advance(state.info, state.z, arm))
         return jax.lax.cond((t + 1) % state.epoch == 0, lambda s: replan(s, t + 1), lambda s: s,
                             state)
