@@ -26,6 +26,7 @@ import datetime
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -200,6 +201,7 @@ def run_online(suite_name: str, methods=None, seeds: int = 3, config: ContinualC
 
 def _online_summary(suite, runs, singles, config, seeds, wall_s) -> dict:
     rows = []
+    warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # the last task: NaN
     for name, results in runs.items():
         ratios = np.stack([forgetting_ratios(r) for r in results])  # [seeds, T]
         final = np.stack([r.reward_matrix[:, -1] for r in results])
