@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
-import json
 import sys
 import time
 import warnings
@@ -33,7 +32,7 @@ import jax
 import numpy as np
 from hystax.agents.mbrl import ContinualConfig, continual_mbrl, forgetting_ratios, forward_transfer
 from hystax.envs.continual import collect_random, suite as make_suite, suite_names
-from hystax.experiments.cli_args import OneLineParser, positive_int
+from hystax.experiments.common import OneLineParser, positive_int, write_summary
 from hystax.world_models.continual import METHODS, fit, make_method, one_step_mse
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
@@ -263,10 +262,7 @@ def _write_matrix_csv(path: Path, matrices: dict, value: str) -> None:
 
 
 def _write_summary(out_dir: Path, summary: dict, table: str) -> None:
-    summary["table"] = table
-    (out_dir / "summary.md").write_text(table + "\n")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(table)
+    write_summary(out_dir, "summary", summary, table)
     print(f"wrote {out_dir}/ ({summary['wall_s']:.0f} s)")
 
 

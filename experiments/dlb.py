@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from hystax.agents.bandits import ALGORITHMS, run_seeds
 from hystax.agents.bandits.api import record_interval
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
-from hystax.experiments.cli_args import OneLineParser, positive_int
+from hystax.experiments.common import OneLineParser, positive_int, write_summary
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.errors import HystaxError, require, unknown_name
@@ -167,11 +166,7 @@ def write_outputs(summary: dict, results: dict, out_dir: Path) -> None:
     plot_regret({results[n][0]: results[n][1].regret for n in order},
                 out_dir / "regret_realised.png", rounds=rounds,
                 title=f"{title}: realised expected regret")
-    table = format_table(summary)
-    summary["table"] = table
-    (out_dir / "final.md").write_text(table + "\n")
-    (out_dir / "final.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(table)
+    write_summary(out_dir, "final", summary, format_table(summary))
     print(f"wrote {out_dir}/regret.csv, regret.png, regret_realised.png, final.md, final.json "
           f"({summary['wall_s']:.0f} s)")
 

@@ -40,7 +40,7 @@ from hystax.agents.bandits.lsd import (
 from hystax.agents.bandits.lsd.planning import DEFAULT_MAX_STATES, joint_state_count
 from hystax.envs.lsd import PRESETS, is_monotone
 from hystax.envs.lsd import preset as make_preset
-from hystax.experiments.cli_args import OneLineParser, positive_int
+from hystax.experiments.common import OneLineParser, positive_int, write_summary
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.errors import HystaxError, require, unknown_name
@@ -219,11 +219,7 @@ def write_outputs(summary: dict, results: dict, opt_rate: float, full_info_rate:
         curves = {results[n][0]: results[n][1].regret(rate) for n in order}
         write_regret_csv(curves, out_dir / f"{stem}.csv", rounds=rounds)
         plot_regret(curves, out_dir / f"{stem}.png", rounds=rounds, title=f"{title}: {what}")
-    table = format_rewards(summary)
-    summary["table"] = table
-    (out_dir / "rewards.md").write_text(table + "\n")
-    (out_dir / "rewards.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(table)
+    write_summary(out_dir, "rewards", summary, format_rewards(summary))
     print(f"wrote {out_dir}/rewards.md, rewards.json, regret.csv, regret.png, alpha_regret.csv, "
           f"alpha_regret.png ({summary['wall_s']:.0f} s)")
 

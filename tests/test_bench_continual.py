@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from hystax.experiments import bench_continual
 
 
@@ -13,6 +15,7 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow  # the quick benchmark takes 12-25 s: kept out of the default run
 def test_quick_bench_writes_json_with_positive_numbers_and_hnet_state_is_constant(tmp_path, capsys):
     out = tmp_path / "nested" / "bench_continual.json"
     returned = bench_continual.main(quick=True, out=str(out))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from hystax.experiments import bench_lsd
 
 
@@ -12,6 +14,7 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow  # the quick benchmark takes 12-25 s: kept out of the default run
 def test_quick_bench_writes_json_with_positive_numbers_and_lp_values_agree(tmp_path, capsys):
     out = tmp_path / "nested" / "bench_lsd.json"
     returned = bench_lsd.main(quick=True, out=str(out))

@@ -1,8 +1,10 @@
-"""What the experiment scripts' command lines share: one-line usage errors, positive integers."""
+"""What the experiment scripts share: one-line usage errors, positive integers, the summary files."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -33,3 +35,12 @@ def positive_int(name: str, value) -> int:
     require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0,
             f"{name} must be a positive integer, got {original!r}")
     return int(value)
+
+
+def write_summary(out_dir: Path, stem: str, summary: dict, table: str) -> None:
+    """``<stem>.md`` (the markdown ``table``) and ``<stem>.json`` (``summary`` with the table) in
+    ``out_dir``; the table is printed too."""
+    summary["table"] = table
+    (out_dir / f"{stem}.md").write_text(table + "\n")
+    (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(table)
