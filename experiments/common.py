@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +45,13 @@ def write_summary(out_dir: Path, stem: str, summary: dict, table: str) -> None:
     (out_dir / f"{stem}.md").write_text(table + "\n")
     (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table)
+
+
+def run_or_exit(parser: argparse.ArgumentParser, action: Callable[[], object]) -> int:
+    """Run ``action``; a HystaxError ends the program with one line (``prog: error: ...``, exit
+    code 2). Returns 0."""
+    try:
+        action()
+    except HystaxError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return 0

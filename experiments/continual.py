@@ -32,7 +32,7 @@ import jax
 import numpy as np
 from hystax.agents.mbrl import ContinualConfig, continual_mbrl, forgetting_ratios, forward_transfer
 from hystax.envs.continual import collect_random, suite as make_suite, suite_names
-from hystax.experiments.common import OneLineParser, positive_int, write_summary
+from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, write_summary
 from hystax.world_models.continual import METHODS, fit, make_method, one_step_mse
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
@@ -284,31 +284,26 @@ def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiment
     parser.add_argument("--out-dir", default=None, help="default: runs/continual/<suite>")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        options = {}
-        if args.beta is not None:
-            try:
-                beta = float(args.beta)
-            except ValueError:
-                raise HystaxError(f"beta must be a number >= 0, got {args.beta!r}") from None
-            require(beta >= 0, f"beta must be a number >= 0, got {args.beta!r}")
-            options = {"hnet": {"beta": beta}, "hnet-chunked": {"beta": beta}}
-        if args.mode == "offline":
-            run_offline(args.suite, args.method, args.seeds, args.points, args.steps,
-                        args.out_dir, options, progress=not args.no_progress)
-        else:
-            config = ContinualConfig() if args.mpc_steps is None else ContinualConfig(
-                mpc_steps=positive_int("mpc_steps", args.mpc_steps))
-            run_online(args.suite, args.method, args.seeds, config, args.single, args.out_dir,
-                       options, progress=not args.no_progress)
-    except HystaxError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    return 0
+    return run_or_exit(parser, lambda: _run_from_args(args))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``hystax continual``."""
-    return _cli(argv)
+def _run_from_args(args) -> None:
+    options = {}
+    if args.beta is not None:
+        try:
+            beta = float(args.beta)
+        except ValueError:
+            raise HystaxError(f"beta must be a number >= 0, got {args.beta!r}") from None
+        require(beta >= 0, f"beta must be a number >= 0, got {args.beta!r}")
+        options = {"hnet": {"beta": beta}, "hnet-chunked": {"beta": beta}}
+    if args.mode == "offline":
+        run_offline(args.suite, args.method, args.seeds, args.points, args.steps, args.out_dir,
+                    options, progress=not args.no_progress)
+    else:
+        config = ContinualConfig() if args.mpc_steps is None else ContinualConfig(
+            mpc_steps=positive_int("mpc_steps", args.mpc_steps))
+        run_online(args.suite, args.method, args.seeds, config, args.single, args.out_dir,
+                   options, progress=not args.no_progress)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,10 @@ from hystax.agents.bandits import ALGORITHMS, run_seeds
 from hystax.agents.bandits.api import record_interval
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
-from hystax.experiments.common import OneLineParser, positive_int, write_summary
+from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, write_summary
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
-from hystax.errors import HystaxError, require, unknown_name
+from hystax.errors import require, unknown_name
 from hystax.plots import plot_regret
 from hystax.stats import mean_and_standard_error
 
@@ -184,12 +184,9 @@ def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiment
     parser.add_argument("--out-dir", default=None, help="default: runs/dlb/<preset>")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        run(args.preset, args.algorithms, args.seeds, args.horizon, args.record_every,
-            args.out_dir, progress=not args.no_progress)
-    except HystaxError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    return 0
+    return run_or_exit(parser, lambda: run(args.preset, args.algorithms, args.seeds, args.horizon,
+                                           args.record_every, args.out_dir,
+                                           progress=not args.no_progress))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,10 +40,10 @@ from hystax.agents.bandits.lsd import (
 from hystax.agents.bandits.lsd.planning import DEFAULT_MAX_STATES, joint_state_count
 from hystax.envs.lsd import PRESETS, is_monotone
 from hystax.envs.lsd import preset as make_preset
-from hystax.experiments.common import OneLineParser, positive_int, write_summary
+from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, write_summary
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
-from hystax.errors import HystaxError, require, unknown_name
+from hystax.errors import require, unknown_name
 from hystax.plots import plot_regret, write_regret_csv
 from hystax.stats import loglog_slope, mean_and_standard_error
 
@@ -239,17 +239,10 @@ def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiment
                         help="skip the planning table over every preset")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        run(args.preset, args.algorithms, args.seeds, args.horizon, args.record_every,
-            args.out_dir, planning=not args.no_planning, progress=not args.no_progress)
-    except HystaxError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    return 0
+    return run_or_exit(parser, lambda: run(
+        args.preset, args.algorithms, args.seeds, args.horizon, args.record_every, args.out_dir,
+        planning=not args.no_planning, progress=not args.no_progress))
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``hystax bandit lsd`` (same as :func:`_cli`)."""
-    return _cli(argv)
 
 
 if __name__ == "__main__":
