@@ -1,5 +1,5 @@
 """The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``bandit``, ``continual``,
-``bench``.
+``losse``, ``bench``.
 
 Heavy modules (jax, the agents) are imported only by the command that needs them, so
 ``hystax --help`` and ``hystax list`` stay fast. Bad input prints one line
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if rest and args.command not in ("train", "bandit", "continual"):
+    if rest and args.command not in ("train", "bandit", "continual", "losse"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest)
@@ -115,8 +115,16 @@ def _parser() -> argparse.ArgumentParser:
                              "[--seeds N] [--out-dir DIR] (hystax continual --help)")
     p.set_defaults(func=_continual)
 
-    p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory | bandits | lsd | continual)")
-    p.add_argument("what", choices=["ppo", "memory", "bandits", "lsd", "continual"],
+    p = sub.add_parser("losse", add_help=False,
+                       help="Losse-FTL online world models (hystax losse regression; "
+                            "hystax losse dyna --env CartPole-v1)",
+                       usage="hystax losse {regression,dyna} [options] (hystax losse dyna --help)")
+    p.add_argument("experiment", choices=["regression", "dyna"], help="which experiment")
+    p.set_defaults(func=_losse)
+
+    p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory | bandits | lsd | "
+                                     "continual | losse)")
+    p.add_argument("what", choices=["ppo", "memory", "bandits", "lsd", "continual", "losse"],
                    help="which benchmark")
     p.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     p.add_argument("--out", help="where the results JSON goes (default: runs/bench_WHAT.json)")
@@ -164,13 +172,16 @@ def _list(args, rest) -> int:
     for name in LSD_ALGORITHMS:
         print(f"  {name}")
     from hystax.envs.continual import suite_names
-    from hystax.world_models import METHOD_NAMES
+    from hystax.world_models import METHOD_NAMES, ONLINE_MODEL_NAMES
 
     print("continual task suites (hystax continual --suite ...):")
     for name in suite_names():
         print(f"  {name}")
     print("continual world-model methods (hystax continual --method ...):")
     for name in METHOD_NAMES:
+        print(f"  {name}")
+    print("Dyna world models (hystax losse dyna --models ...; none: model-free DQN):")
+    for name in ("none", *ONLINE_MODEL_NAMES):
         print(f"  {name}")
     print("environments:")
     for name in envs.names():
@@ -318,6 +329,13 @@ def _continual(args, rest) -> int:
     from hystax.experiments import continual
 
     return continual._cli(rest, prog="hystax continual")
+
+
+def _losse(args, rest) -> int:
+    import importlib
+
+    experiment = importlib.import_module(f"hystax.experiments.losse_{args.experiment}")
+    return experiment._cli(rest, prog=f"hystax losse {args.experiment}")
 
 
 def _bench(args, rest) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hystax import rundir
-from hystax.errors import HystaxError
+from hystax.errors import HystaxError, require
 from hystax.stats import (
     loglog_slope,
     mean_and_bootstrap_ci,
@@ -31,7 +31,7 @@ from hystax.stats import (
 )
 
 __all__ = ["plot_returns", "plot_iqm", "plot_regret", "write_regret_csv", "plot_run_dirs",
-           "plot_task_matrices", "plot_task_curves"]
+           "plot_task_matrices", "plot_task_curves", "plot_curves"]
 
 DPI = 120
 # Columns of metrics.csv that are not training diagnostics (they go to returns.png or are counters).
@@ -458,6 +458,44 @@ def plot_task_matrices(matrices: Mapping[str, np.ndarray], out_png, title: str |
     return out
 
 
+def _standard_error_bands(ax, curves: Mapping[str, np.ndarray], x=None) -> int:
+    """Mean ± s.e. over seeds of each ``[seeds, T]`` curve against ``x`` [T] (default 1..T);
+    returns the longest T."""
+    total = 0
+    for i, (name, c) in enumerate(curves.items()):
+        c = np.asarray(c, np.float64)
+        c = c[None] if c.ndim == 1 else c
+        mean, se = mean_and_standard_error(c)
+        xs = np.arange(1, c.shape[1] + 1) if x is None else np.asarray(x)
+        require(xs.shape == (c.shape[1],),
+                f"curve {name!r} has {c.shape[1]} points but x has shape {xs.shape}")
+        ax.plot(xs, mean, color=f"C{i % 10}", linewidth=1.4, label=str(name))
+        ax.fill_between(xs, mean - se, mean + se, color=f"C{i % 10}", alpha=0.2, linewidth=0)
+        total = max(total, c.shape[1])
+    return total
+
+
+def plot_curves(curves: Mapping[str, np.ndarray], x, out_png, xlabel: str = "environment steps",
+                ylabel: str = "episode return", title: str | None = None,
+                reference: float | None = None) -> Path:
+    """Learning curves ``{method: [seeds, T]}`` against ``x`` [T], mean ± s.e. over seeds; an
+    optional horizontal ``reference`` line (e.g. a baseline's final return)."""
+    if not curves:
+        raise HystaxError("no curves given")
+    fig, axes = _new_figure(figsize=(8.0, 4.5))
+    ax = axes[0, 0]
+    _standard_error_bands(ax, curves, x)
+    if reference is not None:
+        ax.axhline(reference, color="grey", linewidth=0.9, linestyle="--")
+    _steps_axis(ax, xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best", framealpha=0.85)
+    seeds = "/".join(str(n) for n in sorted({np.atleast_2d(c).shape[0] for c in curves.values()}))
+    fig.suptitle(title or f"mean ± s.e. over {seeds} seeds", fontsize=10)
+    return _save(fig, out_png)
+
+
 def plot_task_curves(curves: Mapping[str, np.ndarray], out_png, task_length: int,
                      title: str | None = None, ylabel: str = "episode return",
                      task_labels: Sequence[str] | None = None) -> Path:
@@ -468,15 +506,7 @@ def plot_task_curves(curves: Mapping[str, np.ndarray], out_png, task_length: int
         raise HystaxError("no curves given")
     fig, axes = _new_figure(figsize=(9.0, 4.2))
     ax = axes[0, 0]
-    total = 0
-    for i, (name, c) in enumerate(curves.items()):
-        c = np.asarray(c, np.float64)
-        c = c[None] if c.ndim == 1 else c
-        mean, se = mean_and_standard_error(c)
-        x = np.arange(1, c.shape[1] + 1)
-        ax.plot(x, mean, color=f"C{i % 10}", linewidth=1.4, label=str(name))
-        ax.fill_between(x, mean - se, mean + se, color=f"C{i % 10}", alpha=0.2, linewidth=0)
-        total = max(total, c.shape[1])
+    total = _standard_error_bands(ax, curves)
     for b in range(task_length, total, task_length):
         ax.axvline(b + 0.5, color="grey", linewidth=0.8, linestyle="--")
     if task_labels is not None:

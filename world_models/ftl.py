@@ -12,9 +12,11 @@ Two storage layouts give the same numbers (``FTLConfig.layout``):
 - ``"sparse"``: A row by row in a fixed-capacity sorted sparse format (``row_capacity`` column
   slots per row, ELLPACK) plus the residual r = AW [D, d], kept exact incrementally: adding vvᵀ
   changes r_S, and a change Δ of W_S changes r by A[:, S]Δ (A is symmetric, so these are the
-  stored rows S). An update costs O(k·C·(log C + d) + k³), independent of D; memory O(D·C). A
-  row that would need more than C slots drops the extra pairs and counts them in ``overflow``
-  (then the statistics are no longer exact: raise ``row_capacity``).
+  stored rows S). An update costs O(k·C·(log C + d) + k³), independent of D; memory O(D·C).
+  C must be at least k. A new pair that does not fit both of its rows is dropped from both and
+  its magnitude added to their diagonals (A stays symmetric PSD; existing entries are never
+  evicted); the dropped pairs are counted in ``overflow`` and the statistics are then not exact:
+  raise ``row_capacity`` (:func:`check` warns).
 
 Exponential forgetting (``forget`` γ < 1) weighs a sample t steps old by γ^t: A, b and N decay
 lazily through one scalar, so an update stays sparse. Samples with non-finite values or targets
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +52,9 @@ __all__ = [
     "DenseStore",
     "FTLConfig",
     "FTLState",
+    "FTLWarning",
     "SparseStore",
+    "check",
     "dense_matrix",
     "init",
     "predict",
@@ -60,7 +65,7 @@ __all__ = [
 ]
 
 LAYOUTS = ("auto", "dense", "sparse")
-_DENSE_AUTO_LIMIT = 4096  # "auto": dense A up to this many features
+_DENSE_AUTO_LIMIT = 10_000  # "auto": dense A (400 MB) up to this many features
 _RESCALE_BELOW = 1e-15  # forgetting: fold the lazy scale into the statistics below this
 
 
@@ -69,7 +74,7 @@ class FTLConfig:
     """Static configuration (hashable; pass it as a static argument to ``jax.jit``).
 
     num_features D, out_dim d; ``ridge`` ε in (A/N + εI); ``forget`` γ in (0, 1] (1: plain FTL);
-    ``layout`` "dense", "sparse" or "auto" (dense up to 4096 features); ``row_capacity`` C:
+    ``layout`` "dense", "sparse" or "auto" (dense up to 10,000 features); ``row_capacity`` C:
     stored columns per row of the sparse layout (capped at D).
     """
 
@@ -156,24 +161,45 @@ def init(config: FTLConfig) -> FTLState:
 # --- the two layouts: accumulate vvᵀ, read A_SS and A_{S,:}W, follow a change of W_S ---------
 
 def _sparse_rows_add(columns, entries, S, outer):
-    """Add ``outer`` [k, k] at (S, S) to the sorted rows S; returns new rows and dropped pairs."""
-    D = columns.shape[0]
-    C = columns.shape[1]
+    """Add ``outer`` [k, k] at (S, S) to the sorted rows S (``S`` ascending) by a sort-free merge.
 
-    def one_row(row_cols, row_vals, add):
-        pos = jnp.clip(jnp.searchsorted(row_cols, S), 0, C - 1)
-        found = row_cols[pos] == S
-        row_vals = row_vals.at[pos].add(jnp.where(found, add, 0.0))
+    Returns (columns, entries, the symmetric [k, k] increment actually stored, dropped pairs).
+    A new pair (i, j) is stored only if both rows i and j have room for all their new columns;
+    otherwise both (i, j) and (j, i) are dropped and |outer_ij| is added to A_ii and A_jj, which
+    keeps the stored A symmetric positive semi-definite (a slightly stronger ridge). Existing
+    entries are never evicted.
+    """
+    D, C = columns.shape
+    k = S.shape[0]
+    rows_cols, rows_vals = columns[S], entries[S]
+
+    def locate(row_cols, add):
+        raw = jnp.searchsorted(row_cols, S)
+        found = row_cols[jnp.minimum(raw, C - 1)] == S
         new = ~found & (add != 0)  # a zero product (a rejected sample) takes no slot
-        cols = jnp.concatenate([row_cols, jnp.where(new, S, D)])
-        vals = jnp.concatenate([row_vals, jnp.where(new, add, 0.0)])
-        order = jnp.argsort(cols, stable=True)
-        kept_cols, kept_vals = cols[order[:C]], vals[order[:C]]
-        dropped = jnp.sum(cols < D) - jnp.sum(kept_cols < D)
-        return kept_cols, kept_vals, dropped
+        return raw, found, new, jnp.sum(row_cols < D) + jnp.sum(new) <= C
 
-    new_cols, new_vals, dropped = jax.vmap(one_row)(columns[S], entries[S], outer)
-    return columns.at[S].set(new_cols), entries.at[S].set(new_vals), jnp.sum(dropped)
+    raw, found, new, fits = jax.vmap(locate)(rows_cols, outer)
+    new_kept = new & fits[:, None] & fits[None, :]
+    dropped = new & ~new_kept
+    compensation = jnp.sum(jnp.where(dropped, jnp.abs(outer), 0.0), axis=1)
+    stored = jnp.where(found | new_kept, outer, 0.0) + jnp.diag(compensation)
+
+    def insert(row_cols, row_vals, raw, found, new, add):
+        row_vals = row_vals.at[jnp.minimum(raw, C - 1)].add(jnp.where(found, add, 0.0))
+        count = jnp.cumsum(new.astype(jnp.int32))
+        new_below = jnp.concatenate([jnp.zeros(1, jnp.int32), count])
+        dest_old = jnp.arange(C, dtype=jnp.int32) + new_below[jnp.searchsorted(S, row_cols)]
+        dest_new = jnp.where(new, raw + count - 1, C + k)
+        cols = (jnp.full(C, D, jnp.int32).at[dest_old].set(row_cols, mode="drop")
+                .at[dest_new].set(S, mode="drop"))
+        vals = (jnp.zeros(C, row_vals.dtype).at[dest_old].set(row_vals, mode="drop")
+                .at[dest_new].set(jnp.where(new, add, 0.0), mode="drop"))
+        return cols, vals
+
+    new_cols, new_vals = jax.vmap(insert)(rows_cols, rows_vals, raw, found, new_kept, stored)
+    return (columns.at[S].set(new_cols), entries.at[S].set(new_vals), stored,
+            jnp.sum(dropped).astype(jnp.int32))
 
 
 def _sparse_block(columns, entries, S):
@@ -191,8 +217,8 @@ def _accumulate(store, S, outer, weights):
     """A[S, S] += outer; returns (store, dropped pairs)."""
     if isinstance(store, DenseStore):
         return DenseStore(store.matrix.at[S[:, None], S[None, :]].add(outer)), jnp.int32(0)
-    columns, entries, dropped = _sparse_rows_add(store.columns, store.entries, S, outer)
-    residual = store.residual.at[S].add(outer @ weights[S])
+    columns, entries, stored, dropped = _sparse_rows_add(store.columns, store.entries, S, outer)
+    residual = store.residual.at[S].add(stored @ weights[S])
     return SparseStore(columns, entries, residual), dropped.astype(jnp.int32)
 
 
@@ -263,6 +289,9 @@ def _check_sample(config: FTLConfig, indices, values, target, batched: bool) -> 
     require(target.shape == (*indices.shape[:-1], config.out_dim),
             f"FTL targets must be [{'B, ' if batched else ''}{config.out_dim}] (out_dim), got "
             f"{tuple(target.shape)}")
+    require(config.storage != "sparse" or config.capacity >= indices.shape[-1],
+            f"FTL sparse layout needs row_capacity >= k active features ({indices.shape[-1]}), "
+            f"got {config.capacity}")
 
 
 def _update(config: FTLConfig, state: FTLState, indices, values, target) -> FTLState:
@@ -271,6 +300,8 @@ def _update(config: FTLConfig, state: FTLState, indices, values, target) -> FTLS
     ok = (jnp.all(jnp.isfinite(values)) & jnp.all(jnp.isfinite(target))
           & jnp.all((S >= 0) & (S < config.num_features)))
     S = jnp.where(ok, S, jnp.arange(S.shape[0], dtype=jnp.int32) % config.num_features)
+    order = jnp.argsort(S)  # the sparse rows' merge wants S ascending
+    S, values = S[order], values[order]
     v = jnp.where(ok, values, 0.0).astype(jnp.float32)
     y = jnp.where(ok, target, 0.0).astype(jnp.float32)
     gamma = jnp.where(ok, jnp.float32(config.forget), 1.0)
@@ -368,6 +399,24 @@ def refine(config: FTLConfig, state: FTLState, iterations: int = 200) -> FTLStat
     """``iterations`` preconditioned conjugate-gradient steps on (A/N + εI)W = b/N from the
     current weights: O(iterations · nnz(A) · d). Converges to the exact ridge solution."""
     return _refine(config, state, iterations)
+
+
+class FTLWarning(UserWarning):
+    """Samples were rejected, or the sparse layout dropped pairs for lack of row capacity."""
+
+
+def check(state: FTLState) -> dict:
+    """Rejected samples and dropped pairs (summed over any leading seed axes); warns with
+    :class:`FTLWarning` when either is non-zero. Call it on the host after training."""
+    report = {"rejected": int(np.sum(state.rejected)), "overflow": int(np.sum(state.overflow))}
+    if report["rejected"]:
+        warnings.warn(f"FTL rejected {report['rejected']} samples with non-finite values or "
+                      "targets (the statistics exclude them)", FTLWarning, stacklevel=2)
+    if report["overflow"]:
+        warnings.warn(f"FTL sparse layout dropped {report['overflow']} feature pairs for lack of "
+                      "row capacity: the statistics are not exact; raise row_capacity",
+                      FTLWarning, stacklevel=2)
+    return report
 
 
 def dense_matrix(config: FTLConfig, state: FTLState) -> jax.Array:

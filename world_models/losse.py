@@ -93,8 +93,9 @@ def make_encoder(key: jax.Array, input_dim: int, num_groups: int = 50, bins: int
     check_sizes(num_groups, bins, group_dim)
     loc = jnp.broadcast_to(jnp.asarray(loc, jnp.float32), (input_dim,))
     scale = jnp.broadcast_to(jnp.asarray(scale, jnp.float32), (input_dim,))
-    require(bool(jnp.all(jnp.isfinite(loc))) and bool(jnp.all(jnp.isfinite(scale)))
-            and bool(jnp.all(scale > 0)), "Losse loc must be finite and scale finite and > 0")
+    if not any(isinstance(a, jax.core.Tracer) for a in (loc, scale)):  # checked when concrete
+        require(bool(jnp.all(jnp.isfinite(loc))) and bool(jnp.all(jnp.isfinite(scale)))
+                and bool(jnp.all(scale > 0)), "Losse loc must be finite and scale finite and > 0")
     projection = jax.random.truncated_normal(key, -2.0, 2.0, (input_dim, num_groups * group_dim))
     return LosseEncoder(projection / math.sqrt(input_dim), loc, scale, int(num_groups), int(bins),
                         int(group_dim))

@@ -1,0 +1,182 @@
+"""Dyna-DQN with online world models on gymnax control tasks: Losse-FTL against MLP models.
+
+``hystax losse dyna --env CartPole-v1 [--models none losse ...] [--seeds 3] [--steps N]
+[--planning-steps 1] [--out-dir DIR] [--quick]``
+
+Every model runs in the same loop (:mod:`hystax.agents.dyna`): ``none`` is model-free DQN;
+``losse`` a single-pass Losse-FTL model; ``mlp-online`` a single-pass MLP; ``mlp-replay`` an MLP
+trained on all data; ``mlp-replay-reset`` the same, re-initialised and retrained periodically.
+
+The learning curve of a seed at env step t is the mean return of its last ``window`` episodes
+that ended by t (on a grid of ``points`` steps). The table gives, per model, the final return
+(mean of the curve over the last 10% of steps; mean ± s.e. over seeds), the area under the
+curve, and the env steps at which the seed-mean curve first reaches the model-free final return.
+
+Outputs in ``--out-dir`` (default ``runs/losse_dyna/<env>``): ``curves.csv`` (model, seed, step,
+return), ``episodes.csv`` (model, seed, end step, return), ``dyna.md``/``dyna.json`` (table and
+settings), ``returns.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from hystax.errors import HystaxError, require
+from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, write_summary
+
+__all__ = ["DEFAULT_MODELS", "TASKS", "learning_curves", "run", "steps_to_reach", "summarise"]
+
+DEFAULT_MODELS = ("none", "losse", "mlp-online", "mlp-replay", "mlp-replay-reset")
+TASKS = {"CartPole-v1": 15_000, "Acrobot-v1": 15_000}
+"""Tasks with a recorded setting: name -> default env steps per seed (others: 20,000)."""
+
+
+def learning_curves(ends: list, returns: list, grid: np.ndarray, window: int = 10) -> np.ndarray:
+    """Per seed, the mean return of the last ``window`` episodes ended by each grid step
+    ([seeds, len(grid)]; NaN before the first episode)."""
+    out = np.full((len(ends), len(grid)), np.nan)
+    for s, (e, r) in enumerate(zip(ends, returns)):
+        done = np.searchsorted(e, grid, side="right")  # episodes ended by each grid step
+        csum = np.concatenate([[0.0], np.cumsum(r)])
+        lo = np.maximum(done - window, 0)
+        with np.errstate(invalid="ignore"):
+            out[s] = np.where(done > 0, (csum[done] - csum[lo]) / np.maximum(done - lo, 1), np.nan)
+    return out
+
+
+def steps_to_reach(curve: np.ndarray, grid: np.ndarray, target: float) -> float:
+    """The first grid step where ``curve`` [T] is >= ``target`` (NaN if never)."""
+    hit = np.nonzero(curve >= target)[0]
+    return float(grid[hit[0]]) if hit.size else float("nan")
+
+
+def summarise(curves: dict, grid: np.ndarray, baseline: str = "none") -> tuple[list[dict], float]:
+    """Per-model rows (final return, AUC, steps to the baseline's final return) and the target."""
+    tail = grid >= grid[-1] - 0.1 * (grid[-1] - grid[0])
+    with warnings.catch_warnings():  # columns before any episode ended are all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        finals = {m: np.nanmean(c[:, tail], axis=1) for m, c in curves.items()}
+        means = {m: np.nanmean(c, axis=0) for m, c in curves.items()}
+    target = float(np.mean(finals[baseline])) if baseline in finals else float("nan")
+    rows = []
+    for m, c in curves.items():
+        f = finals[m]
+        se = float(np.std(f, ddof=1) / np.sqrt(len(f))) if len(f) > 1 else 0.0
+        rows.append({"model": m, "final_return": float(np.mean(f)), "final_se": se,
+                     "auc": float(np.nanmean(c)),
+                     "steps_to_baseline_final": steps_to_reach(means[m], grid, target)})
+    return rows, target
+
+
+def _table(env: str, rows: list[dict], target: float, seeds: int, steps: int) -> str:
+    lines = [f"Dyna-DQN on {env}: {seeds} seeds x {steps} env steps; model-free final return "
+             f"{target:.1f}", "",
+             "| model | final return (mean ± s.e.) | mean return over training | "
+             "env steps to model-free final |", "|---|---|---|---|"]
+    for r in rows:
+        reach = "never" if np.isnan(r["steps_to_baseline_final"]) else \
+            f"{int(r['steps_to_baseline_final']):,}"
+        lines.append(f"| {r['model']} | {r['final_return']:.1f} ± {r['final_se']:.1f} | "
+                     f"{r['auc']:.1f} | {reach} |")
+    return "\n".join(lines)
+
+
+def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
+        steps: int | None = None, planning_steps: int = 1, out_dir=None, points: int = 100,
+        window: int = 10, progress: bool = True, config=None) -> dict:
+    """Train every model in ``models`` for ``seeds`` seeds; write curves, table and plot."""
+    from hystax import plots
+    from hystax.agents.dyna import DYNA_MODELS, DynaConfig, train_dyna
+    from hystax.envs import make
+
+    models = tuple(models)
+    require(len(models) > 0, "give at least one model")
+    for m in models:
+        require(m in DYNA_MODELS, f"unknown Dyna model {m!r}; choose from {', '.join(DYNA_MODELS)}")
+    require(len(set(models)) == len(models), f"models repeat: {models}")
+    seeds = positive_int("seeds", seeds)
+    steps = positive_int("steps", steps if steps is not None else TASKS.get(env_name, 20_000))
+    env, env_params = make(env_name)
+    base = config or DynaConfig()
+    out = Path(out_dir or f"runs/losse_dyna/{env_name}")
+    out.mkdir(parents=True, exist_ok=True)
+    grid = np.linspace(steps / points, steps, points).round().astype(int)
+    curves, episodes, checks = {}, {}, {}
+    for m in models:
+        cfg = dataclasses.replace(base, model=m, total_steps=steps,
+                                  planning_steps=planning_steps)
+        result = train_dyna(env, env_params, cfg, seeds=seeds, progress=progress)
+        curves[m] = learning_curves(result.episode_ends, result.episode_returns, grid, window)
+        episodes[m] = (result.episode_ends, result.episode_returns)
+        if m == "losse":
+            checks = {"rejected": np.asarray(result.world_model.model.state.rejected).tolist(),
+                      "overflow": np.asarray(result.world_model.model.state.overflow).tolist()}
+    rows, target = summarise(curves, grid) if "none" in curves else summarise(
+        curves, grid, baseline=models[0])
+    with open(out / "curves.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "seed", "step", "return"])
+        for m, c in curves.items():
+            for s, row in enumerate(c):
+                w.writerows([m, s, int(t), f"{v:.4g}"] for t, v in zip(grid, row))
+    with open(out / "episodes.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "seed", "end_step", "return"])
+        for m, (ends, rets) in episodes.items():
+            for s, (e, r) in enumerate(zip(ends, rets)):
+                w.writerows([m, s, int(a), float(b)] for a, b in zip(e, r))
+    table = _table(env_name, rows, target, seeds, steps)
+    summary = {"env": env_name, "seeds": seeds, "steps": steps, "models": list(models),
+               "planning_steps": planning_steps, "window": window, "rows": rows,
+               "model_free_final": target, "losse_checks": checks,
+               "config": json.loads(json.dumps(dataclasses.asdict(base), default=str))}
+    write_summary(out, "dyna", summary, table)
+    plots.plot_curves(curves, grid, out / "returns.png", reference=target,
+                      ylabel=f"return (mean of the last {window} episodes)",
+                      title=f"Dyna-DQN on {env_name}: mean ± s.e. over {seeds} seeds "
+                            "(dashed: model-free final return)")
+    return summary
+
+
+def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.losse_dyna") -> int:
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="CartPole-v1", help="a discrete-action gymnax env")
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                        help=f"default: {' '.join(DEFAULT_MODELS)}")
+    parser.add_argument("--seeds", default="3")
+    parser.add_argument("--steps", default=None, help="env steps per seed (default per env)")
+    parser.add_argument("--planning-steps", default="1",
+                        help="simulated minibatch updates per env step")
+    parser.add_argument("--out-dir", default=None)
+    parser.add_argument("--quick", action="store_true", help="a 2,000-step smoke run, 2 seeds")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    def action():
+        try:
+            planning = int(args.planning_steps)
+        except ValueError:
+            raise HystaxError(f"planning-steps must be an integer >= 0, got "
+                              f"{args.planning_steps!r}") from None
+        require(planning >= 0, f"planning-steps must be an integer >= 0, got {planning}")
+        config = None
+        if args.quick:
+            from hystax.agents.dyna import DynaConfig
+
+            config = DynaConfig(warmup_steps=300, planning_starts=500, chunk_steps=500,
+                                eps_decay_steps=1000)
+        run(args.env, args.models, 2 if args.quick else args.seeds,
+            2000 if args.quick else args.steps, planning, args.out_dir, points=40 if args.quick
+            else 100, progress=not args.no_progress, config=config)
+
+    return run_or_exit(parser, action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_cli())

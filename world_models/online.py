@@ -1,0 +1,188 @@
+"""Online world models for Dyna: learn (Δobs, reward, terminal) from a stream of real transitions.
+
+Every model sees inputs x = [obs, action features] [n + m] and targets y = [Δobs, reward,
+terminal] [n + 2], one transition per env step, and shares one interface:
+
+- ``init(key, scales) -> state``: :class:`Scales` standardise the inputs and targets (fitted
+  once on warm-up data by the caller).
+- ``observe(state, x, y, replay, key) -> state``: learn from the newest transition;
+  ``replay`` (:class:`Replay`) holds every real transition so far, for the models that use it.
+- ``predict(state, x) -> y`` [n + 2].
+- ``retrain(state, replay, key) -> state`` or None: called by the training loop every
+  ``reset_interval`` env steps (between jitted chunks, so that vmapped seeds do not run it on
+  every step).
+
+Models (:data:`MODELS`):
+
+- ``losse``: Losse encoding + FTL linear model, one sparse update per transition (single pass,
+  no replay); :mod:`hystax.world_models.losse`.
+- ``mlp-online``: an MLP with one Adam step on the newest transition (single pass, no replay).
+- ``mlp-replay``: an MLP with one Adam step per env step on a minibatch from all data so far.
+- ``mlp-replay-reset``: as ``mlp-replay``, and every ``reset_interval`` env steps re-initialised
+  and retrained ``reset_steps`` steps on all data (the reviewers' full-replay-with-reset upper
+  bound, reset on a fixed schedule rather than at each episode's end).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from hystax.agents.networks import MLP
+from hystax.errors import unknown_name
+from hystax.world_models import ONLINE_MODEL_NAMES, ftl, losse
+
+__all__ = ["MODELS", "OnlineModelConfig", "OnlineWorldModel", "Replay", "Scales", "fit_scales",
+           "make_online_model"]
+
+MODELS = ONLINE_MODEL_NAMES
+
+
+class Replay(NamedTuple):
+    """All real transitions so far: inputs [capacity, n + m], targets [capacity, n + 2]; the
+    first ``size`` rows are filled."""
+
+    inputs: jax.Array
+    targets: jax.Array
+    size: jax.Array
+
+
+class Scales(NamedTuple):
+    """Input loc / scale [n + m] and target loc / scale [n + 2]: models regress the standardised
+    target (y - target_loc) / target_scale, so that what they have not learnt yet predicts the
+    warm-up mean rather than zero."""
+
+    loc: jax.Array
+    scale: jax.Array
+    target_loc: jax.Array
+    target_scale: jax.Array
+
+    def standardise(self, y: jax.Array) -> jax.Array:
+        return (y - self.target_loc) / self.target_scale
+
+    def restore(self, z: jax.Array) -> jax.Array:
+        return z * self.target_scale + self.target_loc
+
+
+def fit_scales(inputs: jax.Array, targets: jax.Array, floor: float = 1e-3) -> Scales:
+    """:class:`Scales` from warm-up inputs [N, n + m] and targets [N, n + 2]."""
+    return Scales(inputs.mean(0), jnp.maximum(inputs.std(0), floor), targets.mean(0),
+                  jnp.maximum(targets.std(0), floor))
+
+
+class OnlineWorldModel(NamedTuple):
+    name: str
+    init: Callable[[jax.Array, Scales], Any]
+    observe: Callable[..., Any]
+    predict: Callable[[Any, jax.Array], jax.Array]
+    retrain: Callable[[Any, Replay, jax.Array], Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineModelConfig:
+    """Settings of the online world models (Losse's and the MLPs')."""
+
+    num_groups: int = 32
+    bins: int = 6
+    group_dim: int = 2
+    ridge: float = 1e-3
+    forget: float = 1.0
+    hidden: tuple[int, ...] = (128, 128)
+    lr: float = 1e-3
+    batch_size: int = 64
+    reset_steps: int = 1000
+    reset_interval: int = 2000
+
+
+class LosseModelState(NamedTuple):
+    model: losse.LosseModel
+    scales: Scales
+
+
+def _losse_model(config: OnlineModelConfig, input_dim: int, out_dim: int) -> OnlineWorldModel:
+    features = config.num_groups * (config.bins + 1) ** config.group_dim
+    ftl_config = ftl.FTLConfig(features, out_dim, ridge=config.ridge, forget=config.forget)
+
+    def init(key, scales):
+        encoder = losse.make_encoder(key, input_dim, config.num_groups, config.bins,
+                                     config.group_dim, scales.loc, scales.scale)
+        return LosseModelState(losse.LosseModel(encoder, ftl.init(ftl_config)), scales)
+
+    def observe(state, x, y, replay, key):
+        indices, values = losse.encode(state.model.encoder, x)
+        updated = ftl.update(ftl_config, state.model.state, indices, values,
+                             state.scales.standardise(y))
+        return state._replace(model=state.model._replace(state=updated))
+
+    def predict(state, x):
+        indices, values = losse.encode(state.model.encoder, x)
+        return state.scales.restore(ftl.predict(state.model.state, indices, values))
+
+    return OnlineWorldModel("losse", init, observe, predict)
+
+
+@struct.dataclass
+class MLPModelState:
+    params: Any
+    opt_state: Any
+    scales: Scales
+
+
+def _mlp_model(name: str, config: OnlineModelConfig, input_dim: int,
+               out_dim: int) -> OnlineWorldModel:
+    net = MLP(config.hidden, out_dim, activation="relu")
+    optimiser = optax.adam(config.lr)
+
+    def fresh(key, scales):
+        params = net.init(key, jnp.zeros((1, input_dim)))
+        return MLPModelState(params, optimiser.init(params), scales)
+
+    def apply(params, state, x):  # standardised targets
+        return net.apply(params, (x - state.scales.loc) / state.scales.scale)
+
+    def adam_step(state, x, y):
+        def loss(params):
+            return jnp.mean((apply(params, state, x) - state.scales.standardise(y)) ** 2)
+
+        grads = jax.grad(loss)(state.params)
+        updates, opt_state = optimiser.update(grads, state.opt_state, state.params)
+        return state.replace(params=optax.apply_updates(state.params, updates),
+                             opt_state=opt_state)
+
+    def replay_step(state, replay, key):
+        rows = jax.random.randint(key, (config.batch_size,), 0, jnp.maximum(replay.size, 1))
+        return adam_step(state, replay.inputs[rows], replay.targets[rows])
+
+    def observe(state, x, y, replay, key):
+        if name == "mlp-online":
+            return adam_step(state, x[None], y[None])
+        return replay_step(state, replay, key)
+
+    def retrain(state, replay, key):
+        init_key, train_key = jax.random.split(key)
+        keys = jax.random.split(train_key, config.reset_steps)
+        return jax.lax.fori_loop(0, config.reset_steps,
+                                 lambda i, s: replay_step(s, replay, keys[i]),
+                                 fresh(init_key, state.scales))
+
+    def predict(state, x):
+        return state.scales.restore(apply(state.params, state, x))
+
+    return OnlineWorldModel(name, fresh, observe, predict,
+                            retrain if name == "mlp-replay-reset" else None)
+
+
+def make_online_model(name: str, input_dim: int, out_dim: int,
+                      config: OnlineModelConfig = OnlineModelConfig()) -> OnlineWorldModel:
+    """The online world model called ``name`` (one of :data:`MODELS`)."""
+    if name == "losse":
+        return _losse_model(config, input_dim, out_dim)
+    if name in MODELS:
+        return _mlp_model(name, config, input_dim, out_dim)
+    raise unknown_name("online world model", name, MODELS)
