@@ -81,13 +81,18 @@ def _rel(a, b):
 
 @pytest.mark.parametrize("layout", ["dense", "sparse"])
 def test_refined_weights_match_exact_ridge(encoder, layout):
+    """update_batch + refinement reaches the exact ridge solution after every batch."""
     config = ftl.FTLConfig(encoder.num_features, 2, ridge=1e-2, layout=layout)
-    x, y = _stream(300)
-    for n in (1, 7, 60, 300):
-        state = _fit(config, x[:n], y[:n], encoder, refine=300)
+    x, y = _stream(150)
+    indices, values = losse.encode(encoder, x)
+    state = ftl.init(config)
+    for start in range(0, 150, 30):
+        rows = slice(start, start + 30)
+        state = ftl.update_batch(config, state, indices[rows], values[rows], y[rows],
+                                 refine_iterations=300)
         exact = ftl.ridge_solution(config, state)
-        assert _rel(state.weights, exact) <= 1e-3, n
-        assert int(state.count) == n
+        assert _rel(state.weights, exact) <= 1e-3, start
+        assert int(state.count) == start + 30
 
 
 def test_one_step_updates_track_ridge_predictions(encoder):
@@ -105,7 +110,7 @@ def test_one_step_updates_track_ridge_predictions(encoder):
 
 
 def test_layouts_agree_and_residual_is_exact(encoder):
-    x, y = _stream(250)
+    x, y = _stream(150)
     states = {layout: _fit(ftl.FTLConfig(encoder.num_features, 2, ridge=1e-2, layout=layout),
                            x, y, encoder) for layout in ("dense", "sparse")}
     sparse_config = ftl.FTLConfig(encoder.num_features, 2, ridge=1e-2, layout="sparse")
