@@ -9,8 +9,10 @@ bootstrap (a soft continuation, 1 - p): thresholding it at 0.5 made missed termi
 and ruined planning on CartPole. ``model="none"`` is the model-free DQN baseline in the same
 loop (double DQN, Polyak-averaged target network, Adam with global-norm clipping).
 
-The first ``warmup_steps`` steps act at random; their transitions fit the model's input and
-target scales and are then fed to the model in order. Training runs as jitted chunks of
+The first ``warmup_steps`` steps act at random with no updates; their transitions fit the
+model's input and target scales and are then fed to the model in order. Each later step takes
+``real_updates`` DQN steps on real replay (raise it for a model-free baseline with as many
+updates as Dyna's 1 + ``planning_steps``); planning starts at env step ``planning_starts``. Training runs as jitted chunks of
 ``chunk_steps`` env steps (seeds vmapped) under a tqdm bar.
 
 >>> env, env_params = hystax.envs.make("CartPole-v1")
@@ -49,6 +51,7 @@ class DynaConfig:
     warmup_steps: int = 500
     planning_steps: int = 1
     planning_starts: int = 1000
+    real_updates: int = 1
     batch_size: int = 64
     lr: float = 5e-4
     gamma: float = 0.99
@@ -70,8 +73,16 @@ class DynaConfig:
             value = getattr(self, name)
             require(isinstance(value, int) and value > 0,
                     f"Dyna {name} must be a positive integer, got {value!r}")
-        require(isinstance(self.planning_steps, int) and self.planning_steps >= 0,
-                f"Dyna planning_steps must be an integer >= 0, got {self.planning_steps!r}")
+        for name in ("planning_steps", "planning_starts", "real_updates"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value >= 0,
+                    f"Dyna {name} must be an integer >= 0, got {value!r}")
+        for name in ("lr", "target_tau", "max_grad_norm"):
+            value = getattr(self, name)
+            require(value > 0, f"Dyna {name} must be > 0, got {value!r}")
+        require(0 <= self.eps_end <= 1 and 0 <= self.eps_start <= 1,
+                f"Dyna eps_start and eps_end must be in [0, 1], got {self.eps_start}, "
+                f"{self.eps_end}")
         require(self.warmup_steps < self.total_steps,
                 f"Dyna warmup_steps ({self.warmup_steps}) must be below total_steps "
                 f"({self.total_steps})")
@@ -108,8 +119,9 @@ def _check_env(env, env_params):
 
 
 def make_dyna(env, env_params, config: DynaConfig):
-    """-> (init(key) -> DynaState, run_chunk(state) -> (state, StepLog [chunk_steps]),
-    retrain(state) -> state or None), pure; vmap them over seeds.
+    """-> (init(key) -> DynaState, run_chunk(state, first_step, length) -> (state, StepLog
+    [length]), retrain(state) -> state or None), pure; vmap them over seeds (``first_step``
+    and the static ``length`` unbatched).
 
     ``init`` runs the random warm-up and prepares the model; ``retrain`` (models with a
     ``retrain`` hook) is due every ``world_model.reset_interval`` env steps between chunks.
@@ -120,8 +132,7 @@ def make_dyna(env, env_params, config: DynaConfig):
     optimiser = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr))
     model = None if config.model == "none" else make_online_model(config.model, input_dim,
                                                                   out_dim, config.world_model)
-    chunks = -(-(config.total_steps - config.warmup_steps) // config.chunk_steps)
-    capacity = config.warmup_steps + chunks * config.chunk_steps  # every real transition
+    capacity = config.total_steps  # every real transition
 
     def features(obs, action):
         return jnp.concatenate([obs, jax.nn.one_hot(action, num_actions)], axis=-1)
@@ -180,22 +191,26 @@ def make_dyna(env, env_params, config: DynaConfig):
         frac = jnp.clip(step / config.eps_decay_steps, 0.0, 1.0)
         return config.eps_start + frac * (config.eps_end - config.eps_start)
 
-    def train_step(state: DynaState, _):
+    def train_step(state: DynaState, step):
+        """One env step; ``step`` (the same for every seed, so not batched under vmap) switches
+        planning on with a real branch instead of vmap's select."""
         key, act_key, explore_key, step_key, model_key, real_key, plan_key = jax.random.split(
             state.key, 7)
         state = state.replace(key=key)
         greedy = jnp.argmax(q_net.apply(state.q_params, state.obs))
-        explore = jax.random.uniform(explore_key) < epsilon(state.step)
+        explore = jax.random.uniform(explore_key) < epsilon(step)
         action = jnp.where(explore, jax.random.randint(act_key, (), 0, num_actions), greedy)
-        state, x, y, done, finished = env_step(state, action, step_key)
+        state, x, y, _, finished = env_step(state, action, step_key)
         if model is not None:
             state = state.replace(model=model.observe(state.model, x, y, state.replay, model_key))
-        state = real_update(state, real_key)
+        state = jax.lax.fori_loop(
+            0, config.real_updates,
+            lambda i, s: real_update(s, jax.random.fold_in(real_key, i)), state)
         if model is not None and config.planning_steps:
             def plan(i, s):
                 return planning_update(s, jax.random.fold_in(plan_key, i))
 
-            state = jax.lax.cond(state.step >= config.planning_starts,
+            state = jax.lax.cond(step >= config.planning_starts,
                                  lambda s: jax.lax.fori_loop(0, config.planning_steps, plan, s),
                                  lambda s: s, state)
         return state, StepLog(finished)
@@ -218,7 +233,7 @@ def make_dyna(env, env_params, config: DynaConfig):
         if model is not None:
             n = config.warmup_steps
             inputs, targets = state.replay.inputs[:n], state.replay.targets[:n]
-            model_state = model.init(model_key, fit_scales(inputs, targets))
+            model_state = model.init(model_key, fit_scales(inputs, targets, obs_dim))
 
             def ingest(carry, row):
                 m, i = carry
@@ -230,8 +245,9 @@ def make_dyna(env, env_params, config: DynaConfig):
             state = state.replace(model=model_state)
         return state, log
 
-    def run_chunk(state):
-        return jax.lax.scan(train_step, state, None, config.chunk_steps)
+    def run_chunk(state, first_step, length):
+        """``length`` env steps from env step ``first_step`` (unbatched; ``length`` static)."""
+        return jax.lax.scan(train_step, state, first_step + jnp.arange(length))
 
     def retrain(state):
         key, retrain_key = jax.random.split(state.key)
@@ -259,20 +275,19 @@ def train_dyna(env, env_params, config: DynaConfig, seeds: int = 3, seed: int = 
     keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
     state, log = jax.jit(jax.vmap(init))(keys)
     logs = [np.asarray(log.episode_return)]
-    chunk = jax.jit(jax.vmap(run_chunk))
+    chunk = jax.jit(jax.vmap(run_chunk, in_axes=(0, None, None)), static_argnums=2)
     retrain = retrain and jax.jit(jax.vmap(retrain))
-    remaining = config.total_steps - config.warmup_steps
-    chunks = -(-remaining // config.chunk_steps)
     interval = config.world_model.reset_interval
+    bounds = list(range(config.warmup_steps, config.total_steps, config.chunk_steps))
     from tqdm.auto import tqdm
 
-    for i in tqdm(range(chunks), desc=f"dyna {config.model}", disable=not progress):
-        state, log = chunk(state)
+    for first in tqdm(bounds, desc=f"dyna {config.model}", disable=not progress):
+        length = min(config.chunk_steps, config.total_steps - first)
+        state, log = chunk(state, first, length)
         logs.append(np.asarray(log.episode_return))
-        done = config.warmup_steps + (i + 1) * config.chunk_steps
-        if retrain and done // interval > (done - config.chunk_steps) // interval:
+        if retrain and (first + length) // interval > first // interval:
             state = retrain(state)
-    step_returns = np.concatenate(logs, axis=1)[:, : config.total_steps]
+    step_returns = np.concatenate(logs, axis=1)
     ends = [np.nonzero(~np.isnan(row))[0] + 1 for row in step_returns]
     returns = [row[e - 1] for row, e in zip(step_returns, ends)]
     return DynaResult(returns, ends, step_returns, state.model)

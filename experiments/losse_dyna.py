@@ -3,14 +3,16 @@
 ``hystax losse dyna --env CartPole-v1 [--models none losse ...] [--seeds 3] [--steps N]
 [--planning-steps 1] [--out-dir DIR] [--quick]``
 
-Every model runs in the same loop (:mod:`hystax.agents.dyna`): ``none`` is model-free DQN;
-``losse`` a single-pass Losse-FTL model; ``mlp-online`` a single-pass MLP; ``mlp-replay`` an MLP
+Every model runs in the same loop (:mod:`hystax.agents.dyna`): ``none`` is model-free DQN
+(one update per env step) and ``none-matched`` model-free DQN with as many updates per env
+step as Dyna (1 + planning steps, all on real replay); ``losse`` a single-pass Losse-FTL model; ``mlp-online`` a single-pass MLP; ``mlp-replay`` an MLP
 trained on all data; ``mlp-replay-reset`` the same, re-initialised and retrained periodically.
 
 The learning curve of a seed at env step t is the mean return of its last ``window`` episodes
 that ended by t (on a grid of ``points`` steps). The table gives, per model, the final return
 (mean of the curve over the last 10% of steps; mean ± s.e. over seeds), the area under the
-curve, and the env steps at which the seed-mean curve first reaches the model-free final return.
+curve, and the env steps at which the seed-mean curve first reaches the final return of
+``none`` (model-free DQN; the first model given if ``none`` is not run).
 
 Outputs in ``--out-dir`` (default ``runs/losse_dyna/<env>``): ``curves.csv`` (model, seed, step,
 return), ``episodes.csv`` (model, seed, end step, return), ``dyna.md``/``dyna.json`` (table and
@@ -32,7 +34,9 @@ from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, 
 
 __all__ = ["DEFAULT_MODELS", "TASKS", "learning_curves", "run", "steps_to_reach", "summarise"]
 
-DEFAULT_MODELS = ("none", "losse", "mlp-online", "mlp-replay", "mlp-replay-reset")
+MATCHED = "none-matched"
+"""Model-free DQN with as many updates per env step as Dyna (1 + planning steps) on real data."""
+DEFAULT_MODELS = ("none", MATCHED, "losse", "mlp-online", "mlp-replay", "mlp-replay-reset")
 TASKS = {"CartPole-v1": 15_000, "Acrobot-v1": 15_000}
 """Tasks with a recorded setting: name -> default env steps per seed (others: 20,000)."""
 
@@ -74,11 +78,12 @@ def summarise(curves: dict, grid: np.ndarray, baseline: str = "none") -> tuple[l
     return rows, target
 
 
-def _table(env: str, rows: list[dict], target: float, seeds: int, steps: int) -> str:
-    lines = [f"Dyna-DQN on {env}: {seeds} seeds x {steps} env steps; model-free final return "
-             f"{target:.1f}", "",
+def _table(env: str, rows: list[dict], target: float, seeds: int, steps: int,
+           baseline: str) -> str:
+    lines = [f"Dyna-DQN on {env}: {seeds} seeds x {steps} env steps; final return of "
+             f"{baseline!r} {target:.1f}", "",
              "| model | final return (mean ± s.e.) | mean return over training | "
-             "env steps to model-free final |", "|---|---|---|---|"]
+             f"env steps to {baseline!r}'s final |", "|---|---|---|---|"]
     for r in rows:
         reach = "never" if np.isnan(r["steps_to_baseline_final"]) else \
             f"{int(r['steps_to_baseline_final']):,}"
@@ -97,8 +102,9 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
 
     models = tuple(models)
     require(len(models) > 0, "give at least one model")
+    choices = (*DYNA_MODELS, MATCHED)
     for m in models:
-        require(m in DYNA_MODELS, f"unknown Dyna model {m!r}; choose from {', '.join(DYNA_MODELS)}")
+        require(m in choices, f"unknown Dyna model {m!r}; choose from {', '.join(choices)}")
     require(len(set(models)) == len(models), f"models repeat: {models}")
     seeds = positive_int("seeds", seeds)
     steps = positive_int("steps", steps if steps is not None else TASKS.get(env_name, 20_000))
@@ -107,18 +113,20 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
     out = Path(out_dir or f"runs/losse_dyna/{env_name}")
     out.mkdir(parents=True, exist_ok=True)
     grid = np.linspace(steps / points, steps, points).round().astype(int)
-    curves, episodes, checks = {}, {}, {}
+    curves, episodes, checks, configs = {}, {}, {}, {}
     for m in models:
-        cfg = dataclasses.replace(base, model=m, total_steps=steps,
-                                  planning_steps=planning_steps)
+        cfg = dataclasses.replace(base, model=m, total_steps=steps, planning_steps=planning_steps)
+        if m == MATCHED:
+            cfg = dataclasses.replace(cfg, model="none", real_updates=1 + planning_steps)
+        configs[m] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
         result = train_dyna(env, env_params, cfg, seeds=seeds, progress=progress)
         curves[m] = learning_curves(result.episode_ends, result.episode_returns, grid, window)
         episodes[m] = (result.episode_ends, result.episode_returns)
         if m == "losse":
             checks = {"rejected": np.asarray(result.world_model.model.state.rejected).tolist(),
                       "overflow": np.asarray(result.world_model.model.state.overflow).tolist()}
-    rows, target = summarise(curves, grid) if "none" in curves else summarise(
-        curves, grid, baseline=models[0])
+    baseline = "none" if "none" in curves else models[0]
+    rows, target = summarise(curves, grid, baseline=baseline)
     with open(out / "curves.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "seed", "step", "return"])
@@ -131,16 +139,16 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
         for m, (ends, rets) in episodes.items():
             for s, (e, r) in enumerate(zip(ends, rets)):
                 w.writerows([m, s, int(a), float(b)] for a, b in zip(e, r))
-    table = _table(env_name, rows, target, seeds, steps)
+    table = _table(env_name, rows, target, seeds, steps, baseline)
     summary = {"env": env_name, "seeds": seeds, "steps": steps, "models": list(models),
                "planning_steps": planning_steps, "window": window, "rows": rows,
-               "model_free_final": target, "losse_checks": checks,
-               "config": json.loads(json.dumps(dataclasses.asdict(base), default=str))}
+               "baseline": baseline, "baseline_final": target, "losse_checks": checks,
+               "configs": configs}
     write_summary(out, "dyna", summary, table)
     plots.plot_curves(curves, grid, out / "returns.png", reference=target,
                       ylabel=f"return (mean of the last {window} episodes)",
                       title=f"Dyna-DQN on {env_name}: mean ± s.e. over {seeds} seeds "
-                            "(dashed: model-free final return)")
+                            f"(dashed: {baseline!r}'s final return)")
     return summary
 
 

@@ -29,7 +29,7 @@ def test_online_models_learn_from_a_stream(name):
     x, y = _linear_stream()
     config = OnlineModelConfig(num_groups=16, bins=4, hidden=(32, 32), reset_steps=300)
     model = make_online_model(name, 5, 5, config)
-    state = model.init(jax.random.PRNGKey(1), fit_scales(x[:100], y[:100]))
+    state = model.init(jax.random.PRNGKey(1), fit_scales(x[:100], y[:100], obs_dim=3))
     replay = Replay(x, y, jnp.asarray(0))
 
     def observe(s, i):
@@ -100,6 +100,10 @@ def test_bad_input_is_named():
         make_dyna(env, env_params, DynaConfig())
     with pytest.raises(HystaxError, match="online world model"):
         make_online_model("gru", 3, 3)
+    with pytest.raises(HystaxError, match="reset_interval"):
+        OnlineModelConfig(reset_interval=0)
+    with pytest.raises(HystaxError, match="lr"):
+        DynaConfig(lr=0.0)
 
 
 def test_cli_errors_are_one_line(capsys):

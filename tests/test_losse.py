@@ -193,6 +193,15 @@ def test_bad_input_gives_clear_errors(encoder):
     indices, values = losse.encode(encoder, jnp.zeros((3, D_IN)))
     with pytest.raises(HystaxError, match="targets"):
         ftl.update_batch(config, ftl.init(config), indices, values, jnp.zeros((3, 5)))
+    with pytest.raises(HystaxError, match="lie in"):
+        ftl.update(config, ftl.init(config), indices[0] + config.num_features, values[0],
+                   jnp.zeros(2))
+    with pytest.raises(HystaxError, match="distinct"):
+        ftl.update(config, ftl.init(config), indices[0].at[1].set(indices[0, 0]), values[0],
+                   jnp.zeros(2))
+    with pytest.raises(HystaxError, match="row_capacity >= k"):
+        small = ftl.FTLConfig(encoder.num_features, 2, layout="sparse", row_capacity=4)
+        ftl.update(small, ftl.init(small), indices[0], values[0], jnp.zeros(2))
     with pytest.raises(HystaxError, match="one shape"):
         ftl.update(config, ftl.init(config), indices[0], values[0, :3], jnp.zeros(2))
     for bad in (dict(ridge=0.0), dict(forget=1.5), dict(layout="csr"), dict(row_capacity=0)):

@@ -8,19 +8,23 @@ v yᵀ to b[S], then re-solves the active block only (one block Gauss–Seidel s
 
 Two storage layouts give the same numbers (``FTLConfig.layout``):
 
-- ``"dense"``: A as a dense [D, D] array; A_{S,:}W costs O(k·D·d). For D up to a few 10³.
+- ``"dense"``: A as a dense [D, D] array; A_{S,:}W costs O(k·D·d). For D up to about 10⁴.
 - ``"sparse"``: A row by row in a fixed-capacity sorted sparse format (``row_capacity`` column
   slots per row, ELLPACK) plus the residual r = AW [D, d], kept exact incrementally: adding vvᵀ
   changes r_S, and a change Δ of W_S changes r by A[:, S]Δ (A is symmetric, so these are the
   stored rows S). An update costs O(k·C·(log C + d) + k³), independent of D; memory O(D·C).
   C must be at least k. A new pair that does not fit both of its rows is dropped from both and
   its magnitude added to their diagonals (A stays symmetric PSD; existing entries are never
-  evicted); the dropped pairs are counted in ``overflow`` and the statistics are then not exact:
+  evicted); the dropped entries (each pair twice) are counted in ``overflow``, and the
+  statistics are then not exact:
   raise ``row_capacity`` (:func:`check` warns).
 
 Exponential forgetting (``forget`` γ < 1) weighs a sample t steps old by γ^t: A, b and N decay
-lazily through one scalar, so an update stays sparse. Samples with non-finite values or targets
-are rejected (statistics untouched) and counted in ``rejected``.
+lazily through one scalar, so an update stays sparse (the scalar is folded into the statistics
+when it falls below 1e-15, a ``lax.cond``: under ``vmap`` that becomes a select, an O(size)
+pass per sample). Samples with non-finite values or targets (or, inside jit, indices out of
+range) are rejected (statistics untouched) and counted in ``rejected``; called eagerly,
+out-of-range or repeated indices are errors.
 
 The one-step block update tracks the ridge solution closely in predictions but not exactly in
 weights (features outside S keep the values they had when last active); :func:`refine` runs
@@ -131,8 +135,9 @@ class SparseStore:
 @struct.dataclass
 class FTLState:
     """weights W [D, d]; ``moments`` b [D, d] and ``store`` A in stored units (true = scale ·
-    stored); ``count`` N (the forgetting-weighted sample count); ``rejected`` non-finite samples
-    skipped; ``overflow`` pairs the sparse layout dropped for lack of row capacity."""
+    stored); ``count`` N (the forgetting-weighted sample count); ``rejected`` samples skipped
+    (non-finite, or indices out of range); ``overflow`` entries of A the sparse layout dropped
+    for lack of row capacity (a pair counts twice)."""
 
     weights: jax.Array
     moments: jax.Array
@@ -160,10 +165,11 @@ def init(config: FTLConfig) -> FTLState:
 
 # --- the two layouts: accumulate vvᵀ, read A_SS and A_{S,:}W, follow a change of W_S ---------
 
-def _sparse_rows_add(columns, entries, S, outer):
+def _sparse_rows_add(columns, entries, S, outer, active):
     """Add ``outer`` [k, k] at (S, S) to the sorted rows S (``S`` ascending) by a sort-free merge.
 
-    Returns (columns, entries, the symmetric [k, k] increment actually stored, dropped pairs).
+    ``active`` [k]: the features with a non-zero value (only their pairs are new). Returns
+    (columns, entries, the symmetric [k, k] increment actually stored, dropped entries).
     A new pair (i, j) is stored only if both rows i and j have room for all their new columns;
     otherwise both (i, j) and (j, i) are dropped and |outer_ij| is added to A_ii and A_jj, which
     keeps the stored A symmetric positive semi-definite (a slightly stronger ridge). Existing
@@ -173,13 +179,13 @@ def _sparse_rows_add(columns, entries, S, outer):
     k = S.shape[0]
     rows_cols, rows_vals = columns[S], entries[S]
 
-    def locate(row_cols, add):
+    def locate(row_cols, row_active):
         raw = jnp.searchsorted(row_cols, S)
         found = row_cols[jnp.minimum(raw, C - 1)] == S
-        new = ~found & (add != 0)  # a zero product (a rejected sample) takes no slot
+        new = ~found & row_active & active  # a zero value (a rejected sample) takes no slot
         return raw, found, new, jnp.sum(row_cols < D) + jnp.sum(new) <= C
 
-    raw, found, new, fits = jax.vmap(locate)(rows_cols, outer)
+    raw, found, new, fits = jax.vmap(locate)(rows_cols, active)
     new_kept = new & fits[:, None] & fits[None, :]
     dropped = new & ~new_kept
     compensation = jnp.sum(jnp.where(dropped, jnp.abs(outer), 0.0), axis=1)
@@ -213,11 +219,12 @@ def _sparse_block(columns, entries, S):
     return jax.vmap(one_row)(columns[S], entries[S])
 
 
-def _accumulate(store, S, outer, weights):
-    """A[S, S] += outer; returns (store, dropped pairs)."""
+def _accumulate(store, S, outer, active, weights):
+    """A[S, S] += outer; returns (store, dropped entries)."""
     if isinstance(store, DenseStore):
         return DenseStore(store.matrix.at[S[:, None], S[None, :]].add(outer)), jnp.int32(0)
-    columns, entries, stored, dropped = _sparse_rows_add(store.columns, store.entries, S, outer)
+    columns, entries, stored, dropped = _sparse_rows_add(store.columns, store.entries, S, outer,
+                                                         active)
     residual = store.residual.at[S].add(stored @ weights[S])
     return SparseStore(columns, entries, residual), dropped.astype(jnp.int32)
 
@@ -278,6 +285,10 @@ def _rescaled(state: FTLState, factor) -> FTLState:
 
 # --- the algorithm -----------------------------------------------------------------------------
 
+def _is_traced(*arrays) -> bool:
+    return any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
 def _check_sample(config: FTLConfig, indices, values, target, batched: bool) -> None:
     lead = "[B, k]" if batched else "[k]"
     want = 2 if batched else 1
@@ -289,6 +300,14 @@ def _check_sample(config: FTLConfig, indices, values, target, batched: bool) -> 
     require(target.shape == (*indices.shape[:-1], config.out_dim),
             f"FTL targets must be [{'B, ' if batched else ''}{config.out_dim}] (out_dim), got "
             f"{tuple(target.shape)}")
+    if not _is_traced(indices):  # concrete indices: range and distinctness
+        flat = np.asarray(indices).reshape(-1, indices.shape[-1])
+        require(flat.size == 0 or (flat.min() >= 0 and flat.max() < config.num_features),
+                f"FTL indices must lie in [0, {config.num_features}), got "
+                f"[{flat.min()}, {flat.max()}]")
+        ordered = np.sort(flat, axis=1)
+        require(not np.any(ordered[:, 1:] == ordered[:, :-1]),
+                "FTL indices of one sample must be distinct")
     require(config.storage != "sparse" or config.capacity >= indices.shape[-1],
             f"FTL sparse layout needs row_capacity >= k active features ({indices.shape[-1]}), "
             f"got {config.capacity}")
@@ -312,7 +331,7 @@ def _update(config: FTLConfig, state: FTLState, indices, values, target) -> FTLS
                              lambda s: s, state)
     v_stored = v / state.scale
     outer = v_stored[:, None] * v[None, :]
-    store, dropped = _accumulate(state.store, S, outer, state.weights)
+    store, dropped = _accumulate(state.store, S, outer, v != 0, state.weights)
     moments = state.moments.at[S].add(v_stored[:, None] * y[None, :])
     # (A_SS + λI) W_S = b_S − A_{S,¬S} W_¬S in stored units, λ = Nε / scale
     lam = jnp.maximum(count, 1.0) * config.ridge / state.scale
@@ -342,10 +361,6 @@ def _update_batch_jit(config, state, indices, values, targets, refine_iterations
     if refine_iterations:
         state = _refine(config, state, refine_iterations)
     return state
-
-
-def _is_traced(*arrays) -> bool:
-    return any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
 def update(config: FTLConfig, state: FTLState, indices, values, target) -> FTLState:
@@ -411,9 +426,10 @@ def check(state: FTLState) -> dict:
     report = {"rejected": int(np.sum(state.rejected)), "overflow": int(np.sum(state.overflow))}
     if report["rejected"]:
         warnings.warn(f"FTL rejected {report['rejected']} samples with non-finite values or "
-                      "targets (the statistics exclude them)", FTLWarning, stacklevel=2)
+                      "targets or out-of-range indices (the statistics exclude them)",
+                      FTLWarning, stacklevel=2)
     if report["overflow"]:
-        warnings.warn(f"FTL sparse layout dropped {report['overflow']} feature pairs for lack of "
+        warnings.warn(f"FTL sparse layout dropped {report['overflow']} entries of A for lack of "
                       "row capacity: the statistics are not exact; raise row_capacity",
                       FTLWarning, stacklevel=2)
     return report

@@ -18,9 +18,10 @@ Models (:data:`MODELS`):
   no replay); :mod:`hystax.world_models.losse`.
 - ``mlp-online``: an MLP with one Adam step on the newest transition (single pass, no replay).
 - ``mlp-replay``: an MLP with one Adam step per env step on a minibatch from all data so far.
-- ``mlp-replay-reset``: as ``mlp-replay``, and every ``reset_interval`` env steps re-initialised
-  and retrained ``reset_steps`` steps on all data (the reviewers' full-replay-with-reset upper
-  bound, reset on a fixed schedule rather than at each episode's end).
+- ``mlp-replay-reset``: as ``mlp-replay``, and re-initialised and retrained ``reset_steps``
+  steps on all data at the first chunk boundary after every ``reset_interval`` env steps (the
+  reviewers' full-replay-with-reset upper bound, on a fixed schedule rather than at each
+  episode's end).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import optax
 from flax import struct
 
 from hystax.agents.networks import MLP
-from hystax.errors import unknown_name
+from hystax.errors import require, unknown_name
 from hystax.world_models import ONLINE_MODEL_NAMES, ftl, losse
 
 __all__ = ["MODELS", "OnlineModelConfig", "OnlineWorldModel", "Replay", "Scales", "fit_scales",
@@ -70,10 +71,13 @@ class Scales(NamedTuple):
         return z * self.target_scale + self.target_loc
 
 
-def fit_scales(inputs: jax.Array, targets: jax.Array, floor: float = 1e-3) -> Scales:
-    """:class:`Scales` from warm-up inputs [N, n + m] and targets [N, n + 2]."""
+def fit_scales(inputs: jax.Array, targets: jax.Array, obs_dim: int, floor: float = 1e-3) -> Scales:
+    """:class:`Scales` from warm-up inputs [N, n + m] and targets [N, n + 2]: means and stds, the
+    Δobs stds floored at ``floor`` and the reward / terminal stds at 1 (a warm-up that saw no
+    terminal or a constant reward must not blow up the later, rarer targets)."""
+    target_floor = jnp.where(jnp.arange(targets.shape[1]) < obs_dim, floor, 1.0)
     return Scales(inputs.mean(0), jnp.maximum(inputs.std(0), floor), targets.mean(0),
-                  jnp.maximum(targets.std(0), floor))
+                  jnp.maximum(targets.std(0), target_floor))
 
 
 class OnlineWorldModel(NamedTuple):
@@ -98,6 +102,19 @@ class OnlineModelConfig:
     batch_size: int = 64
     reset_steps: int = 1000
     reset_interval: int = 2000
+
+    def __post_init__(self):
+        for name in ("num_groups", "bins", "group_dim", "batch_size", "reset_steps",
+                     "reset_interval"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value > 0,
+                    f"world-model {name} must be a positive integer, got {value!r}")
+        require(all(isinstance(h, int) and h > 0 for h in self.hidden),
+                f"world-model hidden sizes must be positive integers, got {self.hidden!r}")
+        require(self.lr > 0, f"world-model lr must be > 0, got {self.lr!r}")
+        require(self.ridge > 0 and 0 < self.forget <= 1,
+                f"world-model ridge must be > 0 and forget in (0, 1], got {self.ridge!r}, "
+                f"{self.forget!r}")
 
 
 class LosseModelState(NamedTuple):
