@@ -83,7 +83,7 @@ def _table(env: str, rows: list[dict], target: float, seeds: int, steps: int,
     lines = [f"Dyna-DQN on {env}: {seeds} seeds x {steps} env steps; final return of "
              f"{baseline!r} {target:.1f}", "",
              "| model | final return (mean ± s.e.) | mean return over training | "
-             f"env steps to {baseline!r}'s final |", "|---|---|---|---|"]
+             f"env steps to {baseline}'s final |", "|---|---|---|---|"]
     for r in rows:
         reach = "never" if np.isnan(r["steps_to_baseline_final"]) else \
             f"{int(r['steps_to_baseline_final']):,}"
@@ -115,9 +115,9 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
     grid = np.linspace(steps / points, steps, points).round().astype(int)
     curves, episodes, checks, configs = {}, {}, {}, {}
     for m in models:
-        cfg = dataclasses.replace(base, model=m, total_steps=steps, planning_steps=planning_steps)
-        if m == MATCHED:
-            cfg = dataclasses.replace(cfg, model="none", real_updates=1 + planning_steps)
+        cfg = dataclasses.replace(base, model="none" if m == MATCHED else m, total_steps=steps,
+                                  planning_steps=planning_steps,
+                                  real_updates=1 + planning_steps if m == MATCHED else 1)
         configs[m] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
         result = train_dyna(env, env_params, cfg, seeds=seeds, progress=progress)
         curves[m] = learning_curves(result.episode_ends, result.episode_returns, grid, window)
@@ -148,7 +148,7 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
     plots.plot_curves(curves, grid, out / "returns.png", reference=target,
                       ylabel=f"return (mean of the last {window} episodes)",
                       title=f"Dyna-DQN on {env_name}: mean ± s.e. over {seeds} seeds "
-                            f"(dashed: {baseline!r}'s final return)")
+                            f"(dashed: {baseline}'s final return)")
     return summary
 
 

@@ -109,7 +109,8 @@ def test_warm_start_helps_a_tiny_budget():
     assert float(warm.best_return) > float(cold.best_return)
 
 
-@pytest.mark.parametrize("method, params_axis", [("cem", None), ("cem", 0), ("random", 0)])
+@pytest.mark.parametrize("method, params_axis", [
+    ("cem", None), ("cem", 0), pytest.param("random", 0, marks=pytest.mark.slow)])
 def test_plan_batch_equals_per_env_calls(method, params_axis):
     E = 4
     seq = continual.suite("pendulum-gravity")

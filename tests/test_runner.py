@@ -35,6 +35,7 @@ def test_resume_ends_with_same_params_as_uninterrupted_run(tmp_path):
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
 
 
+@pytest.mark.slow  # the default run keeps test_resume_ends_with_same_params_as_uninterrupted_run
 def test_resume_after_a_crash_between_checkpoints(tmp_path):
     """Unsorted seeds, a crash one chunk after the last checkpoint: the resumed run drops the
     uncheckpointed rows, recomputes them, and returns the full run's metrics."""
