@@ -12,8 +12,8 @@ loop (double DQN, Polyak-averaged target network, Adam with global-norm clipping
 The first ``warmup_steps`` steps act at random with no updates; their transitions fit the
 model's input and target scales and are then fed to the model in order. Each later step takes
 ``real_updates`` DQN steps on real replay (raise it for a model-free baseline with as many
-updates as Dyna's 1 + ``planning_steps``); planning starts at env step ``planning_starts``. Training runs as jitted chunks of
-``chunk_steps`` env steps (seeds vmapped) under a tqdm bar.
+updates as Dyna's 1 + ``planning_steps``); planning starts at env step ``planning_starts``.
+Training runs as jitted chunks of ``chunk_steps`` env steps (seeds vmapped) under a tqdm bar.
 
 >>> env, env_params = hystax.envs.make("CartPole-v1")
 >>> result = train_dyna(env, env_params, DynaConfig(model="losse"), seeds=3)
@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from flax import struct
 from gymnax.environments import spaces
+from tqdm.auto import tqdm
 
 from hystax.agents.networks import MLP
 from hystax.errors import require
@@ -235,7 +236,7 @@ def make_dyna(env, env_params, config: DynaConfig):
             inputs, targets = state.replay.inputs[:n], state.replay.targets[:n]
             model_state = model.init(model_key, fit_scales(inputs, targets, obs_dim))
 
-            def ingest(carry, row):
+            def ingest(carry, _):
                 m, i = carry
                 view = state.replay._replace(size=i + 1)
                 m = model.observe(m, inputs[i], targets[i], view, jax.random.fold_in(model_key, i))
@@ -279,8 +280,6 @@ def train_dyna(env, env_params, config: DynaConfig, seeds: int = 3, seed: int = 
     retrain = retrain and jax.jit(jax.vmap(retrain))
     interval = config.world_model.reset_interval
     bounds = list(range(config.warmup_steps, config.total_steps, config.chunk_steps))
-    from tqdm.auto import tqdm
-
     for first in tqdm(bounds, desc=f"dyna {config.model}", disable=not progress):
         length = min(config.chunk_steps, config.total_steps - first)
         state, log = chunk(state, first, length)

@@ -222,3 +222,24 @@ def test_world_model_predicts_next_obs_and_works_under_jit():
     chex.assert_shape(pred, (200, 2))
     assert float(jnp.mean((pred - next_obs) ** 2)) < 1e-3
     chex.assert_shape(losse.model_predict(params, obs[0], action[0]), (3,))
+
+
+def test_losse_model_plugs_into_the_mpc_planner():
+    """The MPC planner plans through a Losse model: on a learnt 1-D integrator it pushes the
+    state towards the goal."""
+    from hystax.agents import mpc
+
+    config, params = losse.make_model(jax.random.PRNGKey(6), obs_dim=1, act_dim=1, num_groups=8,
+                                      bins=6)
+    obs = jax.random.uniform(jax.random.PRNGKey(7), (400, 1), minval=-2, maxval=2)
+    action = jax.random.uniform(jax.random.PRNGKey(8), (400, 1), minval=-1, maxval=1)
+    params = losse.model_update(config, params, obs, action, obs + 0.2 * action)
+    plan_config = mpc.MPCConfig(horizon=5, num_samples=64, num_elites=8, iterations=2)
+
+    def reward(o, a, next_o):  # the goal is obs = 1
+        return -jnp.sum((next_o - 1.0) ** 2)
+
+    first, *_ = mpc.cem_plan(losse.predict, params, reward, jnp.array([-1.0]),
+                             jax.random.PRNGKey(9), mpc.initial_mean(plan_config, 1), plan_config)
+    chex.assert_shape(first, (1,))
+    assert float(first[0]) > 0.5
