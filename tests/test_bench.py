@@ -17,6 +17,7 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow  # like the other benchmarks' smoke runs
 def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
     out = tmp_path / "nested" / "bench_ppo.json"
     returned = bench_ppo.main(quick=True, out=str(out))
