@@ -97,6 +97,7 @@ def test_tiny_run_writes_csv_png_and_tables(tmp_path, capsys):
     assert "final regret at T = 2,000" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # like the other benchmarks' smoke runs
 def test_quick_bench_writes_json_with_positive_numbers(tmp_path):
     path = tmp_path / "bench.json"
     bench_bandits.main(quick=True, out=str(path))

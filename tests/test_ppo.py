@@ -107,6 +107,7 @@ def _final_returns(env_name):
     return np.nanmean(returns[:, -10:], axis=1)  # per seed, episodes of the last 10 updates
 
 
+@pytest.mark.slow  # the default run's test_cli demo test checks the same threshold via the CLI
 def test_cartpole_learns_to_475():
     per_seed = _final_returns("CartPole-v1")
     assert per_seed.mean() >= 475, per_seed
