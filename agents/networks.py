@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 import numpy as np
 
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "leaky_relu": nn.leaky_relu}
@@ -64,13 +65,29 @@ class RecurrentActorCritic(nn.Module):
     encoder_sizes: Sequence[int] = (64,)
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "leaky_relu"
+    separate: bool = False
+
+    def initialize_carry(self, batch: int):
+        carry = self.memory.initialize_carry(batch)
+        return jnp.concatenate([carry, carry]) if self.separate else carry
+
+    def _trunk(self, name, carry, obs, starts):
+        x = MLP(self.encoder_sizes, self.memory.d_model, self.activation,
+                out_scale=np.sqrt(2), name=f"{name}_encoder" if name else None)(obs)
+        memory = self.memory.copy(name=f"{name}_memory") if name else self.memory
+        return memory(carry, (ACTIVATIONS[self.activation](x), starts))
 
     @nn.compact
     def __call__(self, carry, obs, starts):
-        x = MLP(self.encoder_sizes, self.memory.d_model, self.activation,
-                out_scale=np.sqrt(2))(obs)
-        carry, x = self.memory(carry, (ACTIVATIONS[self.activation](x), starts))
-        value = MLP(self.hidden_sizes, 1, self.activation, out_scale=1.0)(x)[..., 0]
+        if self.separate:
+            n = self.memory.num_layers
+            carry_a, x = self._trunk("actor", carry[:n], obs, starts)
+            carry_c, x_c = self._trunk("critic", carry[n:], obs, starts)
+            carry = jnp.concatenate([carry_a, carry_c])
+        else:
+            carry, x = self._trunk(None, carry, obs, starts)
+            x_c = x
+        value = MLP(self.hidden_sizes, 1, self.activation, out_scale=1.0)(x_c)[..., 0]
         head = MLP(self.hidden_sizes, self.action_dim, self.activation, out_scale=0.01)(x)
         if self.discrete:
             return carry, (head, value)

@@ -113,14 +113,41 @@ def test_scan_rejects_bad_shapes():
     assert h.shape == bu.shape
 
 
-def test_hippo_n_eigenvalues():
-    lam, vec = hippo_n_eig(8)
+def _hippo_n_from_definition(n: int) -> np.ndarray:
+    """HiPPO-LegS written out entry by entry, plus p p^T with p_i = sqrt(i + 1/2)."""
+    s = np.zeros((n, n))
+    for i in range(n):
+        for k in range(n):
+            if i > k:
+                legs = -np.sqrt(2 * i + 1) * np.sqrt(2 * k + 1)
+            elif i == k:
+                legs = -(i + 1.0)
+            else:
+                legs = 0.0
+            s[i, k] = legs + np.sqrt(i + 0.5) * np.sqrt(k + 0.5)
+    return s
+
+
+@pytest.mark.parametrize("size", [2, 7, 8, 64])
+def test_hippo_n_eigendecomposition_diagonalises_the_defined_matrix(size):
+    """``S V = V diag(Λ)`` for HiPPO-N built from its definition (a sign flipped anywhere in
+    the construction breaks it), with Re Λ = -1/2, conjugate pairs and a unitary V."""
+    lam, vec = hippo_n_eig(size)
+    s = _hippo_n_from_definition(size)
+    np.testing.assert_allclose(s @ vec, vec @ np.diag(lam), atol=1e-8 * size)
     np.testing.assert_allclose(lam.real, -0.5, atol=1e-12)
     np.testing.assert_allclose(np.sort(lam.imag), np.sort(-lam.imag), atol=1e-9)  # conj pairs
-    np.testing.assert_allclose(vec.conj().T @ vec, np.eye(8), atol=1e-9)
+    np.testing.assert_allclose(vec.conj().T @ vec, np.eye(size), atol=1e-9)
+
+
+def test_s5_init_keeps_one_of_each_conjugate_pair_per_block():
     lam_half, v, v_inv = s5_init(16, 2, conj_sym=True)
     assert lam_half.shape == (8,) and v.shape == (16, 8) and v_inv.shape == (8, 16)
     assert np.all(lam_half.imag < 0)  # one of each conjugate pair
+    # the block-diagonal V maps each block's kept eigenvectors: S_blocks V = V diag(Λ)
+    s = np.kron(np.eye(2), _hippo_n_from_definition(8))
+    np.testing.assert_allclose(s @ v, v @ np.diag(lam_half), atol=1e-8)
+    np.testing.assert_allclose(v_inv @ v, np.eye(8), atol=1e-9)
 
 
 def test_bilinear_matches_zoh_for_small_steps(x64):
@@ -141,7 +168,10 @@ def _inputs(t=12, b=3, h=8, seed=0):
 
 MODEL_CASES = [("s5", {}), ("s5", {"blocks": 2, "discretization": "bilinear",
                                   "clip_eigs": True, "conj_sym": False}),
-               ("s4d", {}), ("s4d", {"s4d_init": "inv", "discretization": "bilinear"}),
+               ("s5", {"glu": "half", "ffn": 2, "c_init": "trunc_normal", "layer_norm": False,
+                       "dt_min": 1e-3, "dt_max": 1e-1}),
+               ("s4d", {}), ("s4d", {"s4d_init": "inv", "discretization": "bilinear",
+                                     "glu": "none"}),
                ("gru", {}), ("lstm", {}), ("mlp", {})]
 
 
@@ -172,6 +202,23 @@ def test_sequence_model_parallel_equals_stepping(name, kwargs):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_sequence_model_under_x64_keeps_its_dtypes(x64, name):
+    """With ``jax_enable_x64`` on, float64 inputs still give float32 outputs and a carry of
+    the documented dtype, sequence and step alike (the layer scan needs equal carry types)."""
+    model = SequenceModel(name, d_model=8, num_layers=2, state_size=8)
+    x, starts = _inputs()
+    x = x.astype(jnp.float64)
+    carry = model.initialize_carry(3)
+    params = model.init(jax.random.PRNGKey(0), carry, (x, starts))
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
+    new_carry, y = model.apply(params, carry, (x, starts))
+    assert y.dtype == jnp.float32 and new_carry.dtype == carry.dtype
+    step_carry, y_t = model.apply(params, carry, x[0], starts[0], method="step")
+    assert y_t.dtype == jnp.float32 and step_carry.dtype == carry.dtype
+    np.testing.assert_allclose(y_t, y[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_init_vmaps_over_seeds(name):
     """jit(vmap(init)) over several seeds (a peer library hangs here with a GRU)."""
     model = SequenceModel(name, d_model=4, state_size=4)
@@ -197,9 +244,24 @@ def test_layers_are_scanned_not_unrolled():
     assert all(shapes[3][k] == (3, *s[1:]) for k, s in shapes[1].items())
 
 
+def test_s5_step_sizes_start_in_the_configured_range():
+    x, starts = _inputs(t=4, b=2, h=8)
+    for dt_min, dt_max in ((1e-3, 1e-1), (0.01, 1.0)):
+        model = SequenceModel("s5", d_model=8, state_size=64, dt_min=dt_min, dt_max=dt_max)
+        params = model.init(jax.random.PRNGKey(0), model.initialize_carry(2), (x, starts))
+        step = np.exp(np.asarray(params["params"]["layers"]["core"]["log_step"]))
+        assert np.all(step >= dt_min * (1 - 1e-6)) and np.all(step <= dt_max * (1 + 1e-6))
+        assert step.max() / step.min() > (dt_max / dt_min) ** 0.5  # spread, log-uniformly
+
+
 def test_bad_memory_inputs_raise_clear_errors():
     with pytest.raises(HystaxError, match="unknown memory model 's6'"):
         SequenceModel("s6")
+    for bad, match in (({"glu": "quarter"}, "unknown glu"), ({"ffn": -1}, "ffn must be"),
+                       ({"dt_min": 0.5, "dt_max": 0.1}, "dt_min <= dt_max"),
+                       ({"c_init": "zeros"}, "unknown c_init")):
+        with pytest.raises(HystaxError, match=match):
+            SequenceModel("s5", **bad)
     with pytest.raises(HystaxError, match="blocks"):
         SequenceModel("s5", state_size=10, blocks=4)
     model = SequenceModel("s5", d_model=8, state_size=8)

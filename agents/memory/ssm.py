@@ -22,6 +22,7 @@ from hystax.agents.memory.scan import reset_aware_scan
 
 DISCRETIZATIONS = ("zoh", "bilinear")
 S4D_INITS = ("lin", "inv")
+C_INITS = ("complex_normal", "trunc_normal")
 
 
 @functools.cache
@@ -99,8 +100,9 @@ class S5Layer(nn.Module):
     conj_sym: bool = True
     discretization: str = "zoh"
     clip_eigs: bool = False
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
+    dt_min: float = 0.01
+    dt_max: float = 1.0
+    c_init: str = "complex_normal"
 
     @nn.compact
     def __call__(self, carry, x, starts):
@@ -118,13 +120,18 @@ class S5Layer(nn.Module):
         def c_init(key):  # C̃ = C V with C complex normal
             k_re, k_im = jax.random.split(key)
             shape = (self.d_model, self.state_size)
-            scale = np.sqrt(0.5 / self.state_size)
-            c = scale * (jax.random.normal(k_re, shape) + 1j * jax.random.normal(k_im, shape))
+            if self.c_init == "trunc_normal":
+                scale = np.sqrt(1.0 / self.state_size)
+                draw = lambda k: jax.random.truncated_normal(k, -2.0, 2.0, shape) / 0.8796
+            else:
+                scale = np.sqrt(0.5 / self.state_size)
+                draw = lambda k: jax.random.normal(k, shape)
+            c = scale * (draw(k_re) + 1j * draw(k_im))
             return c @ jnp.asarray(v, jnp.complex64)
 
         b_tilde = _complex_param(self, "b", b_init)
         c_tilde = _complex_param(self, "c", c_init)
-        d = self.param("d", nn.initializers.normal(1.0), (self.d_model,))
+        d = self.param("d", nn.initializers.normal(1.0), (self.d_model,), jnp.float32)
         log_step = self.param("log_step", _log_step_init(lam0.shape, self.dt_min, self.dt_max))
         lam_bar, gamma = discretize(lam, log_step, self.discretization)
         bu = jnp.einsum("tbh,ph->tbp", x.astype(jnp.complex64), gamma[:, None] * b_tilde)
@@ -144,16 +151,16 @@ class S4DLayer(nn.Module):
 
     d_model: int
     state_size: int = 64
-    init: str = "lin"
+    s4d_init: str = "lin"
     discretization: str = "zoh"
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
+    dt_min: float = 0.01
+    dt_max: float = 1.0
 
     @nn.compact
     def __call__(self, carry, x, starts):
         n_full, half = self.state_size, self.state_size // 2
         n = np.arange(half)
-        imag = np.pi * n if self.init == "lin" else (n_full / np.pi) * (n_full / (2 * n + 1) - 1)
+        imag = np.pi * n if self.s4d_init == "lin" else (n_full / np.pi) * (n_full / (2 * n + 1) - 1)
         shape = (self.d_model, half)
         log_neg_re = self.param("log_neg_lambda_re",
                                 lambda _: jnp.full(shape, np.log(0.5), jnp.float32))
@@ -167,7 +174,7 @@ class S4DLayer(nn.Module):
             return np.sqrt(0.5) * (jax.random.normal(k_re, shape) + 1j * jax.random.normal(k_im, shape))
 
         c = _complex_param(self, "c", c_init)
-        d = self.param("d", nn.initializers.normal(1.0), (self.d_model,))
+        d = self.param("d", nn.initializers.normal(1.0), (self.d_model,), jnp.float32)
         log_step = self.param("log_step",
                               _log_step_init((self.d_model,), self.dt_min, self.dt_max))
         lam_bar, gamma = discretize(lam, log_step[:, None], self.discretization)

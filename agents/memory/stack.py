@@ -20,11 +20,12 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 from hystax.agents.memory.rnn import GRULayer, LSTMLayer, MLPLayer
-from hystax.agents.memory.ssm import DISCRETIZATIONS, S4D_INITS, S4DLayer, S5Layer
+from hystax.agents.memory.ssm import C_INITS, DISCRETIZATIONS, S4D_INITS, S4DLayer, S5Layer
 
 from hystax.errors import require, unknown_name
 
 MODELS = ("s5", "s4d", "gru", "lstm", "mlp")
+GLUS = ("full", "half", "none")
 SSM_PARAMS = ("lambda_re", "log_neg_lambda_re", "lambda_im", "b", "log_step")
 """Parameter names of the SSM layers' own dynamics (Λ, B, log Δ)."""
 
@@ -41,14 +42,20 @@ class _Block(nn.Module):
     clip_eigs: bool
     s4d_init: str
     layer_norm: bool
+    glu: str
+    ffn: int
+    dt_min: float
+    dt_max: float
+    c_init: str
 
     def core(self) -> nn.Module:
         if self.model == "s5":
             return S5Layer(self.d_model, self.state_size, self.blocks, self.conj_sym,
-                           self.discretization, self.clip_eigs, name="core")
+                           self.discretization, self.clip_eigs, self.dt_min, self.dt_max,
+                           self.c_init, name="core")
         if self.model == "s4d":
             return S4DLayer(self.d_model, self.state_size, self.s4d_init, self.discretization,
-                            name="core")
+                            self.dt_min, self.dt_max, name="core")
         layer = {"gru": GRULayer, "lstm": LSTMLayer, "mlp": MLPLayer}[self.model]
         return layer(self.d_model, name="core")
 
@@ -58,8 +65,16 @@ class _Block(nn.Module):
         carry, y = self.core()(carry, y, starts)
         if self.model in ("s5", "s4d"):
             y = nn.gelu(y)
-            y = nn.Dense(self.d_model)(y) * nn.sigmoid(nn.Dense(self.d_model)(y))
-        return x + y, carry
+            if self.glu == "full":
+                y = nn.Dense(self.d_model)(y) * nn.sigmoid(nn.Dense(self.d_model)(y))
+            elif self.glu == "half":
+                y = y * nn.sigmoid(nn.Dense(self.d_model)(y))
+        x = x + y
+        if self.ffn:
+            h = nn.LayerNorm()(x) if self.layer_norm else x
+            h = nn.Dense(self.ffn * self.d_model)(h)
+            x = x + nn.Dense(self.d_model)(nn.gelu(h))
+        return x, carry
 
 
 class SequenceModel(nn.Module):
@@ -87,18 +102,23 @@ class SequenceModel(nn.Module):
     discretization: str = "zoh"
     clip_eigs: bool = False
     s4d_init: str = "lin"
-    layer_norm: bool = False
+    layer_norm: bool = True
+    glu: str = "full"
+    ffn: int = 0
+    dt_min: float = 0.01
+    dt_max: float = 1.0
+    c_init: str = "complex_normal"
 
     def __post_init__(self):
-        validate_memory(self.model, self.d_model, self.num_layers, self.state_size,
-                        self.blocks, self.conj_sym, self.discretization, self.s4d_init)
+        validate_memory(**self._block_settings(), num_layers=self.num_layers)
         super().__post_init__()
 
     def _block_settings(self) -> dict:
         return dict(model=self.model, d_model=self.d_model, state_size=self.state_size,
                     blocks=self.blocks, conj_sym=self.conj_sym,
                     discretization=self.discretization, clip_eigs=self.clip_eigs,
-                    s4d_init=self.s4d_init, layer_norm=self.layer_norm)
+                    s4d_init=self.s4d_init, layer_norm=self.layer_norm, glu=self.glu,
+                    ffn=self.ffn, dt_min=self.dt_min, dt_max=self.dt_max, c_init=self.c_init)
 
     def carry_spec(self, batch: int) -> jax.ShapeDtypeStruct:
         """Shape and dtype of the carry for ``batch`` sequences: ``[num_layers, batch, ...]``."""
@@ -147,19 +167,27 @@ class SequenceModel(nn.Module):
         return carry, y[0]
 
 
-def validate_memory(model, d_model, num_layers, state_size, blocks, conj_sym,
-                    discretization, s4d_init) -> None:
-    """Raise HystaxError on a memory setting that cannot work."""
+def validate_memory(model, d_model, num_layers, state_size, blocks=1, conj_sym=True,
+                    discretization="zoh", s4d_init="lin", glu="full", ffn=0, dt_min=0.01,
+                    dt_max=1.0, c_init="complex_normal", **_) -> None:
+    """Raise HystaxError on a memory setting that cannot work (the fields of
+    :class:`SequenceModel`; others are ignored)."""
     if model not in MODELS:
         raise unknown_name("memory model", model, MODELS)
     for name, value in (("d_model", d_model), ("num_layers", num_layers),
                         ("state_size", state_size), ("blocks", blocks)):
         require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0,
                 f"{name} must be a positive integer, got {value!r}")
-    require(discretization in DISCRETIZATIONS,
-            f"unknown discretization {discretization!r}; choose from {', '.join(DISCRETIZATIONS)}")
-    require(s4d_init in S4D_INITS, f"unknown s4d_init {s4d_init!r}; choose from "
-            f"{', '.join(S4D_INITS)}")
+    require(isinstance(ffn, (int, np.integer)) and not isinstance(ffn, bool) and ffn >= 0,
+            f"ffn must be a non-negative integer (0: no feed-forward sub-layer), got {ffn!r}")
+    for name, value, choices in (("discretization", discretization, DISCRETIZATIONS),
+                                 ("s4d_init", s4d_init, S4D_INITS), ("glu", glu, GLUS),
+                                 ("c_init", c_init, C_INITS)):
+        require(value in choices, f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+    require(all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                for v in (dt_min, dt_max)) and 0 < dt_min <= dt_max < np.inf,
+            f"the SSM step range needs 0 < dt_min <= dt_max < inf, got dt_min={dt_min!r}, "
+            f"dt_max={dt_max!r}")
     if model == "s5":
         require(state_size % blocks == 0,
                 f"S5 state_size {state_size} is not divisible by blocks {blocks}")
