@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import flax.struct
@@ -26,7 +27,6 @@ from gymnax.environments import spaces
 from hystax.agents.api import Algorithm, make_train_from
 from hystax.agents.memory import validate_memory
 from hystax.agents.networks import ACTIVATIONS, ActorCritic
-from hystax.envs import popgym as _popgym
 from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation, PreviousActionReward
 from hystax.errors import HystaxError, require
 
@@ -62,9 +62,15 @@ class Config:
     discretization: str = "zoh"
     clip_eigs: bool = False
     s4d_init: str = "lin"
-    layer_norm: bool = False
+    layer_norm: bool = True  # pre-LayerNorm in each memory layer
+    glu: str = "full"  # SSM output mixing: "full", "half" or "none" GLU after the GELU
+    ffn: int = 0  # expansion of a residual feed-forward sub-layer in each layer (0: none)
+    dt_min: float = 0.01  # S5/S4D step sizes Δ drawn log-uniformly from [dt_min, dt_max]
+    dt_max: float = 1.0
+    c_init: str = "complex_normal"  # S5's C: "complex_normal" or "trunc_normal"
+    separate_memory: bool = True  # actor and critic each own an encoder and memory
     encoder_sizes: tuple[int, ...] = (64,)
-    ssm_lr_scale: float = 1.0  # learning rate of S5/S4D's Λ, B, log Δ relative to lr
+    ssm_lr_scale: float = 30.0  # learning rate of S5/S4D's Λ, B, log Δ relative to lr
 
     HPARAMS: ClassVar[tuple[str, ...]] = (
         "lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
@@ -85,8 +91,7 @@ class Config:
                     f"{name} must be positive integers, got {value}")
             object.__setattr__(self, name, tuple(int(h) for h in sizes))
         if self.memory != "none":
-            validate_memory(self.memory, self.d_model, self.memory_layers, self.state_size,
-                            self.ssm_blocks, self.conj_sym, self.discretization, self.s4d_init)
+            validate_memory(**memory_settings(self))
             require(self.num_envs % self.num_minibatches == 0,
                     f"recurrent PPO splits whole trajectories into minibatches: num_envs = "
                     f"{self.num_envs} is not divisible by num_minibatches = "
@@ -116,6 +121,16 @@ class Config:
         return self.total_timesteps // (self.num_envs * self.num_steps)
 
 
+def memory_settings(config: Config) -> dict:
+    """The :class:`~hystax.agents.memory.SequenceModel` fields a PPO config describes."""
+    return dict(model=config.memory, d_model=config.d_model, num_layers=config.memory_layers,
+                state_size=config.state_size, blocks=config.ssm_blocks,
+                conj_sym=config.conj_sym, discretization=config.discretization,
+                clip_eigs=config.clip_eigs, s4d_init=config.s4d_init,
+                layer_norm=config.layer_norm, glu=config.glu, ffn=config.ffn,
+                dt_min=config.dt_min, dt_max=config.dt_max, c_init=config.c_init)
+
+
 # Settings tuned per env (4 seeds reach CartPole-v1 500 and Pendulum-v1 about -180).
 PRESETS = {
     "CartPole-v1": Config(total_timesteps=500_000),
@@ -137,8 +152,33 @@ POPGYM_PAPER = dataclasses.replace(
     POPGYM_CPU, total_timesteps=15_000_000, num_envs=64, num_steps=1024, update_epochs=30,
     num_minibatches=8, memory_layers=4, d_model=256, state_size=256, encoder_sizes=(128,),
     hidden_sizes=(128, 128), lr=5e-5)
-PRESETS.update({f"popgym/{name}{level.capitalize()}": POPGYM_CPU
-                for name in _popgym.ENVS for level in _popgym.LEVELS})
+POPGYM = {memory: dataclasses.replace(POPGYM_CPU, memory=memory)
+          for memory in ("none", "s5", "s4d", "gru", "lstm", "mlp")}
+"""The POPGym preset of each memory model ("none": feed-forward PPO on the same settings)."""
+META = {
+    "meta/BernoulliBandit": Config(memory="s5", total_timesteps=300_000, num_envs=16,
+                                   num_steps=100, d_model=64, state_size=64,
+                                   encoder_sizes=(64,), hidden_sizes=(64,), lr=1e-3),
+    "meta/CartPole": dataclasses.replace(POPGYM_CPU, total_timesteps=2_000_000,
+                                         prev_action_reward=False, reward_scale=0.1),
+}
+"""Meta-RL families (their observations already hold the previous action and reward)."""
+PRESET_NOTE = f"{', '.join([*PRESETS, *META])} and every popgym/... env"
+
+
+def preset(env_name: str, overrides: Mapping[str, Any] | None = None) -> Config | None:
+    """The tuned config a run on ``env_name`` starts from, or None where there is none.
+
+    ``PRESETS[env_name]`` for the classic-control envs, ``META[env_name]`` for the meta-RL
+    families; for ``popgym/...`` envs the POPGym
+    preset of the memory model named in ``overrides`` (S5 when none is): what
+    ``hystax train ppo --memory gru --env popgym/RepeatFirstEasy`` trains with.
+    """
+    if env_name in PRESETS or env_name in META:
+        return PRESETS.get(env_name) or META[env_name]
+    if env_name.startswith("popgym/"):
+        return POPGYM.get((overrides or {}).get("memory", "s5"), POPGYM_CPU)
+    return None
 
 
 class TrainState(flax.struct.PyTreeNode):

@@ -63,9 +63,9 @@ class RecurrentTransition(flax.struct.PyTreeNode):
 
 def memory_model(config) -> SequenceModel:
     """The :class:`SequenceModel` described by a PPO ``config``."""
-    return SequenceModel(config.memory, config.d_model, config.memory_layers, config.state_size,
-                         config.ssm_blocks, config.conj_sym, config.discretization,
-                         config.clip_eigs, config.s4d_init, config.layer_norm)
+    from hystax.agents.ppo import memory_settings
+
+    return SequenceModel(**memory_settings(config))
 
 
 def scale_ssm_updates(updates, factor):
@@ -93,14 +93,14 @@ def make_algorithm(config, env, env_params) -> Algorithm:
     env, discrete, action_dim, to_env_action = prepare_env(config, env, env_params)
     memory = memory_model(config)
     network = RecurrentActorCritic(action_dim, discrete, memory, config.encoder_sizes,
-                                   config.hidden_sizes, config.activation)
+                                   config.hidden_sizes, config.activation, config.separate_memory)
     n_envs, n_mb = config.num_envs, config.num_minibatches
     envs_per_minibatch = n_envs // n_mb
 
     def init(key, hparams):
         key, k_net, k_env = jax.random.split(key, 3)
         obs, env_state = env.reset(k_env, env_params)
-        carry = memory.initialize_carry(n_envs)
+        carry = network.initialize_carry(n_envs)
         start = jnp.ones((n_envs,), bool)
         params = network.init(k_net, carry, obs[None], start[None])
         opt_state = make_optimizer(hparams, hparams["lr"]).init(params)
@@ -191,7 +191,7 @@ def make_algorithm(config, env, env_params) -> Algorithm:
             done = jnp.logical_or(terminated, truncated)
             return (carry, obs, done, env_state, key), (reward, done, info)
 
-        init = (memory.initialize_carry(n_envs), obs, jnp.ones((n_envs,), bool), env_state, key)
+        init = (network.initialize_carry(n_envs), obs, jnp.ones((n_envs,), bool), env_state, key)
         _, (rewards, dones, info) = jax.lax.scan(step, init, None, length=num_steps)
         return rewards, dones, info
 

@@ -9,6 +9,7 @@ from hystax.agents import ppo, recurrent_ppo
 from hystax.agents.api import default_hparams
 
 import hystax
+from hystax.envs.popgym.repeat_previous import RepeatPrevious
 from hystax.errors import HystaxError
 
 # A small memory probe: bsuite MemoryChain (the context bit is shown only at t = 0, the
@@ -36,6 +37,35 @@ def test_memory_model_learns_memory_chain_above_mlp(memory, mlp_return):
     value = _final_return(memory)
     assert value > 0.8, f"{memory} reached {value:.3f}"
     assert mlp_return < 0.3, f"the memoryless MLP reached {mlp_return:.3f}"  # guessing: 0
+
+
+class RepeatPreviousLag2(RepeatPrevious):
+    """POPGym RepeatPrevious with k = 2: name the suit of the card shown one step before the
+    current one. Memoryless play scores -0.5 (a random suit), perfect memory 1."""
+
+    def __init__(self):
+        super().__init__("easy")
+        self.k = 2
+
+
+# The issue-13 probe: plain PPO defaults (memory model included) with a common PPO setting.
+PROBE = dict(total_timesteps=131_072, num_envs=64, num_steps=64, update_epochs=4,
+             num_minibatches=4, lr=3e-4)
+
+
+def _probe_return(memory: str) -> float:
+    env = RepeatPreviousLag2()
+    train = jax.jit(ppo.make_train(ppo.Config(memory=memory, **PROBE), env, env.default_params))
+    _, metrics = train(jax.random.PRNGKey(0))
+    return float(np.nanmean(np.asarray(metrics["episode_return"])[-3:]))
+
+
+def test_s5_with_default_settings_learns_repeat_previous():
+    """S5 with the defaults learns a one-step recall within 131k steps; the MLP cannot."""
+    s5 = _probe_return("s5")
+    assert s5 >= 0.5, f"S5 reached {s5:.3f}"
+    mlp = _probe_return("mlp")
+    assert mlp <= -0.3, f"the memoryless MLP reached {mlp:.3f}"
 
 
 def _algorithm(memory, env_name="CartPole-v1", **overrides):
@@ -69,6 +99,39 @@ def test_replay_from_rollout_carry_and_truncation_bootstrap(memory):
         np.testing.assert_allclose(final_values[t], v[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("separate", [True, False])
+def test_separate_memories_keep_actor_and_critic_apart(separate):
+    """With separate memories the policy does not read the critic's parameters (and the
+    values not the actor's); with a shared trunk both read the one memory."""
+    from hystax.agents.memory import SequenceModel
+    from hystax.agents.networks import RecurrentActorCritic
+
+    net = RecurrentActorCritic(3, True, SequenceModel("s5", 8, 1, 8), (8,), (8,),
+                               separate=separate)
+    carry = net.initialize_carry(2)
+    assert carry.shape[0] == (2 if separate else 1)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (5, 2, 4))
+    starts = jnp.zeros((5, 2), bool)
+    params = net.init(jax.random.PRNGKey(1), carry, obs, starts)
+
+    def perturbed(prefix):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, x: x + 0.5 if jax.tree_util.keystr(path).startswith(prefix) else x,
+            params)
+
+    _, (logits, value) = net.apply(params, carry, obs, starts)
+    if separate:
+        _, (logits_c, value_c) = net.apply(perturbed("['params']['critic_"), carry, obs, starts)
+        np.testing.assert_array_equal(logits_c, logits)
+        assert not np.allclose(value_c, value)
+        _, (logits_a, value_a) = net.apply(perturbed("['params']['actor_"), carry, obs, starts)
+        np.testing.assert_array_equal(value_a, value)
+        assert not np.allclose(logits_a, logits)
+    else:
+        _, (logits_m, value_m) = net.apply(perturbed("['params']['memory']"), carry, obs, starts)
+        assert not np.allclose(logits_m, logits) and not np.allclose(value_m, value)
+
+
 def test_continuous_actions_and_ssm_learning_rate_scale():
     algo, config = _algorithm("s5", "Pendulum-v1", ssm_lr_scale=0.0, lr=1e-2)
     state = algo.init(jax.random.PRNGKey(1), default_hparams(config))
@@ -80,7 +143,7 @@ def test_continuous_actions_and_ssm_learning_rate_scale():
     flat = dict(jax.tree.leaves(moved, is_leaf=lambda x: isinstance(x, tuple)))
     ssm = {k: v for k, v in flat.items() if "core" in k and any(
         k.endswith(f"['{name}']") for name in ("lambda_re", "lambda_im", "b", "log_step"))}
-    assert len(ssm) == 4 and not any(ssm.values()), ssm
+    assert len(ssm) == 2 * 4 and not any(ssm.values()), ssm  # actor's and critic's memories
     assert any(v for k, v in flat.items() if k not in ssm)
 
 
