@@ -1,5 +1,5 @@
-"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``bandit``, ``continual``,
-``losse``, ``bench``.
+"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``icrl``, ``bandit``,
+``continual``, ``losse``, ``bench``.
 
 Heavy modules (jax, the agents) are imported only by the command that needs them, so
 ``hystax --help`` and ``hystax list`` stay fast. Bad input prints one line
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if rest and args.command not in ("train", "bandit", "continual", "losse"):
+    if rest and args.command not in ("train", "bandit", "continual", "losse", "icrl"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest)
@@ -77,8 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--env-param", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a field of the env's params (repeatable)")
     p.add_argument("--seeds", type=_int, default=1, help="number of seeds 0..N-1 (default: 1)")
-    p.add_argument("--preset", action="store_true",
-                   help="start from the agent's tuned config for --env (e.g. ppo.PRESETS)")
+    p.add_argument("--preset", action=argparse.BooleanOptionalAction, default=None,
+                   help="start from the agent's tuned config for --env (default: when it has "
+                        "one, e.g. every popgym/... env); --preset insists on one, "
+                        "--no-preset starts from the plain Config() defaults")
     p.add_argument("--name", help="run name (default: <agent>-<env>-<time>)")
     p.add_argument("--out-dir", default="runs", help="parent folder of the run (default: runs)")
     p.add_argument("--chunk-updates", type=_int, help="updates per jitted chunk")
@@ -121,6 +123,13 @@ def _parser() -> argparse.ArgumentParser:
                        usage="hystax losse {regression,dyna} [options] (hystax losse dyna --help)")
     p.add_argument("experiment", choices=["regression", "dyna"], help="which experiment")
     p.set_defaults(func=_losse)
+
+    p = sub.add_parser("icrl", add_help=False,
+                       help="in-context RL experiments (hystax icrl popgym --set breadth; "
+                            "hystax icrl meta --env meta/CartPole)",
+                       usage="hystax icrl {popgym,meta} [options] (hystax icrl popgym --help)")
+    p.add_argument("experiment", choices=["popgym", "meta"], help="which experiment")
+    p.set_defaults(func=_icrl)
 
     p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory | bandits | lsd | "
                                      "continual | losse)")
@@ -219,15 +228,16 @@ def _train(args, rest) -> int:
 
     from hystax.runner import train
 
-    config = None
-    if args.preset:
-        if module is None:
-            raise HystaxError("--preset needs an agent (a resumed run keeps its own config)")
-        presets = getattr(module, "PRESETS", {})
-        if args.env not in presets:
-            raise HystaxError(f"{args.agent} has no preset for {args.env!r}; presets exist for "
-                              f"{', '.join(sorted(presets)) or 'no env'}")
-        config = presets[args.env]
+    config = None  # the runner starts from the agent's preset for the env, if it has one
+    if args.preset is not None and module is None:
+        raise HystaxError("--preset needs an agent (a resumed run keeps its own config)")
+    if args.preset is False:
+        config = module.Config()
+    elif args.preset:
+        preset = getattr(module, "preset", lambda env, overrides: None)
+        if preset(args.env, overrides) is None:
+            raise HystaxError(f"{args.agent} has no preset for {args.env!r} (presets: "
+                              f"{getattr(module, 'PRESET_NOTE', 'none')})")
     start = time.time()
     result = train(args.agent or "ppo", args.env, seeds=args.seeds, config=config, name=args.name,
                    out_dir=args.out_dir,
@@ -336,6 +346,14 @@ def _losse(args, rest) -> int:
 
     experiment = importlib.import_module(f"hystax.experiments.losse_{args.experiment}")
     return experiment._cli(rest, prog=f"hystax losse {args.experiment}")
+
+
+def _icrl(args, rest) -> int:
+    import importlib
+
+    module = {"popgym": "popgym_mmer", "meta": "meta_rl"}[args.experiment]
+    experiment = importlib.import_module(f"hystax.experiments.{module}")
+    return experiment._cli(rest, prog=f"hystax icrl {args.experiment}")
 
 
 def _bench(args, rest) -> int:

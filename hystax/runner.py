@@ -59,8 +59,9 @@ def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | 
     from hystax import agents, envs
 
     module = agents.get(agent)
+    env_label = env if isinstance(env, str) else getattr(env, "name", type(env).__name__)
     if config is None:
-        config = module.Config()
+        config = default_config(module, env_label, overrides)
     elif isinstance(config, Mapping):
         overrides = {**config, **overrides}
         config = module.Config()
@@ -93,6 +94,15 @@ def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | 
     return RunSpec(agent, env_name, env_obj, params, env_overrides, config, seeds, module)
 
 
+def default_config(module, env_name: str, overrides: Mapping | None = None):
+    """The config a run starts from when none is given: the agent's tuned preset for
+    ``env_name`` (``module.preset(env_name, overrides)``, e.g. PPO's POPGym preset for the
+    memory model in ``overrides``) when it has one, else the plain ``module.Config()``."""
+    preset = getattr(module, "preset", None)
+    config = preset(env_name, dict(overrides or {})) if preset is not None else None
+    return module.Config() if config is None else config
+
+
 def _gymnax_names() -> set[str]:
     import gymnax
 
@@ -113,6 +123,8 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
       seeds: number of seeds (0..n-1) or a list of seeds (kept sorted); vmapped and sharded
         over devices.
       config: the agent's ``Config`` or a dict of its fields; ``**overrides`` go on top.
+        ``None`` starts from the agent's preset for ``env`` where it has one (e.g.
+        ``ppo.preset``: POPGym envs, Pendulum-v1), else from ``Config()``.
       env_params: overrides of the env's default params (fields of its ``EnvParams``).
       name / out_dir: the run is written to ``out_dir/name`` (``out_dir=None``: nothing
         is written, no checkpoints).

@@ -146,3 +146,19 @@ def test_unreadable_checkpoint_gives_clear_error(tmp_path):
             path.write_bytes(b"garbage")
     with pytest.raises(HystaxError, match="cannot read checkpoint"):
         train(resume=tmp_path / "x", **QUIET)
+
+
+def test_runs_start_from_the_preset_for_the_env_and_memory_model():
+    from hystax.agents import ppo
+    from hystax.runner import resolve
+
+    spec = resolve("ppo", "popgym/RepeatFirstEasy", memory="gru", check=False)
+    assert spec.config == ppo.POPGYM["gru"] and spec.config.prev_action_reward
+    assert resolve("ppo", "popgym/CountRecallEasy", check=False).config == ppo.POPGYM["s5"]
+    assert resolve("ppo", "Pendulum-v1", check=False).config == ppo.PRESETS["Pendulum-v1"]
+    assert resolve("ppo", "meta/CartPole", memory="gru", check=False).config.memory == "gru"
+    assert resolve("ppo", "Acrobot-v1", check=False).config == ppo.Config()  # no preset
+    plain = resolve("ppo", "popgym/RepeatFirstEasy", config=ppo.Config(memory="s5"), check=False)
+    assert plain.config == ppo.Config(memory="s5")  # an explicit config wins
+    with pytest.raises(HystaxError, match="unknown memory model 's6'"):
+        resolve("ppo", "popgym/RepeatFirstEasy", memory="s6", check=False)
