@@ -38,6 +38,20 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def make_output_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) or raise a one-line HystaxError, before any compute."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".hystax-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise HystaxError(f"cannot write to the output folder {path}: "
+                          f"{err.strerror or type(err).__name__}") from None
+    return path
+
+
 def write_summary(out_dir: Path, stem: str, summary: dict, table: str) -> None:
     """``<stem>.md`` (the markdown ``table``) and ``<stem>.json`` (``summary`` with the table) in
     ``out_dir``; the table is printed too."""

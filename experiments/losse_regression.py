@@ -333,10 +333,10 @@ def write_outputs(result: dict, out_dir) -> dict:
 def plot(result: dict, summary: dict, out_png) -> Path:
     """Left: the target and each method's final prediction (seed 0), the training inputs'
     arrival order marked. Right: test MSE per method (log scale), mean ± s.e. and every seed."""
-    from hystax.plots import _new_figure, _save
+    from hystax.figure import new_figure, save_figure
 
     config = result["config"]
-    fig, axes = _new_figure(figsize=(12.0, 4.6), ncols=2)
+    fig, axes = new_figure(figsize=(12.0, 4.6), ncols=2)
     ax, ax_mse = axes[0, 0], axes[0, 1]
     grid, truth = result["grid"], result["target"]
     ax.plot(grid, truth, color="black", lw=3.0, alpha=0.35, label="target f(x)")
@@ -381,7 +381,7 @@ def plot(result: dict, summary: dict, out_png) -> Path:
                      f"{summary['online_mlp_over_losse']:.2g}", fontsize=10)
     ax_mse.grid(True, axis="y", which="major", alpha=0.3)
     ax_mse.legend(loc="upper left", fontsize=8, frameon=False)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 # --- command line ------------------------------------------------------------------------------

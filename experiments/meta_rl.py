@@ -1,43 +1,48 @@
 """In-context adaptation on the meta-RL families: train on the train tasks, then measure the
 return of each trial on held-out (test-split) tasks.
 
-``python -m hystax.experiments.meta_rl [--env meta/BernoulliBandit] [--models s5 gru mlp]
-[--seeds 3] [--total-timesteps 3e5] [--out-dir runs/meta_rl]``
+``hystax icrl meta [--env meta/CartPole] [--models s5 gru mlp] [--seeds 3]
+[--total-timesteps N] [--eval-steps N] [--out-dir runs/meta_rl]``
 
-For each model: ``hystax.train("ppo", env, memory=model)`` (recurrent PPO; the memory is
-reset only at meta-episode boundaries, so it can carry what it learnt across trials), then
-the trained policies play ``--eval-steps`` steps on ``env.params_for("test")`` and the
-per-trial returns of the completed meta-episodes are averaged. Written: ``trials.csv``
-(model, seed, trial, mean return), ``gain.md`` (trial 1 vs last trial, mean ± s.e. over
-seeds), ``trials.png`` (return per trial, band over seeds) and each run's directory.
+For each model: ``hystax.train("ppo", env, memory=model)`` from ``ppo.preset(env)`` (recurrent
+PPO; the memory is reset only at meta-episode boundaries, so it can carry what it learnt across
+trials), then the trained policies play ``--eval-steps`` steps on ``env.params_for("test")``
+and the per-trial returns of the completed meta-episodes are averaged. Written into
+``<out-dir>/<env>/``: ``trials.csv`` (model, seed, trial, mean return), ``gain.md`` /
+``gain.json`` (trial 1, last trial and the gain last − first, mean and 95% Student-t CI over
+seeds), ``trials.png`` (return per trial), ``returns.png`` (training curves) and each run's
+directory.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import dataclasses
-import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 
-import hystax
-from hystax.agents import ppo
-from hystax.envs.meta import MetaEnv, trial_returns
 from hystax.errors import HystaxError, require
-from hystax.stats import mean_and_standard_error
+from hystax.experiments.common import (
+    OneLineParser,
+    make_output_dir,
+    positive_int,
+    run_or_exit,
+    write_summary,
+)
+from hystax.stats import mean_and_t_interval
 
-BANDIT = ppo.Config(memory="s5", total_timesteps=300_000, num_envs=16, num_steps=100,
-                    update_epochs=4, num_minibatches=4, d_model=64, state_size=64,
-                    encoder_sizes=(64,), hidden_sizes=(64,), lr=1e-3, anneal_lr=True,
-                    gamma=0.99, gae_lambda=0.95, ent_coef=0.01)
+DEFAULT_STEPS = {"meta/BernoulliBandit": 300_000, "meta/CartPole": 2_000_000,
+                 "meta/Pendulum": 2_000_000}
 
 
 def held_out_trial_returns(result, env_name: str, eval_steps: int, key) -> np.ndarray:
     """``[seeds, num_trials]`` mean return per trial on test-split tasks."""
-    env, params = hystax.make(env_name)
+    from hystax.agents import ppo
+    from hystax.envs import make
+    from hystax.envs.meta import trial_returns
+
+    env, params = make(env_name)
     algo = ppo.make_algorithm(result.config, env, params)
     test_params = env.params_for("test")
     evaluate = jax.jit(jax.vmap(algo.extras["evaluate"], in_axes=(0, 0, None, None)),
@@ -56,31 +61,52 @@ def held_out_trial_returns(result, env_name: str, eval_steps: int, key) -> np.nd
 
 
 def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
-        total_timesteps=300_000, eval_steps=2_000, out_dir="runs/meta_rl", progress=True):
-    out_dir = Path(out_dir)
-    env, _ = hystax.make(env_name)
+        total_timesteps=None, eval_steps=2_000, out_dir="runs/meta_rl", progress=True):
+    """Train each model on ``env_name``'s train tasks, evaluate per-trial returns on held-out
+    tasks; returns ``{model: [seeds, num_trials]}``."""
+    from hystax.envs import make
+    from hystax.envs.meta import MetaEnv
+    from hystax.runner import resolve, train
+
+    env, _ = make(env_name)
     require(isinstance(env, MetaEnv), f"{env_name} is not a meta-RL env (meta/...): it has "
             "no held-out split")
+    seeds = positive_int("seeds", seeds)
+    eval_steps = positive_int("eval_steps", eval_steps)
+    steps = positive_int("total_timesteps", total_timesteps or DEFAULT_STEPS.get(env_name, 1e6))
     for model in models:
         require(model != "none", "meta_rl needs memory models (s5, s4d, gru, lstm, mlp)")
-        dataclasses.replace(BANDIT, memory=model)  # unknown model: HystaxError, now
-    per_model = {}
+        resolve("ppo", env_name, memory=model, check=False)  # unknown model: HystaxError, now
+    exp_dir = Path(out_dir) / env_name.split("/")[-1]
+    if exp_dir.exists():
+        raise HystaxError(f"{exp_dir} already exists; pass another --out-dir")
+    make_output_dir(exp_dir)
+    per_model, run_dirs = {}, []
     for model in models:
-        config = dataclasses.replace(BANDIT, memory=model, total_timesteps=int(total_timesteps))
-        result = hystax.train("ppo", env_name, seeds=seeds, config=config,
-                              name=f"{env_name.split('/')[-1]}-{model}", out_dir=out_dir,
-                              progress=progress)
+        result = train("ppo", env_name, seeds=seeds, memory=model, total_timesteps=steps,
+                       name=model, out_dir=exp_dir, progress=progress)
         per_model[model] = held_out_trial_returns(result, env_name, eval_steps,
                                                   jax.random.PRNGKey(1234))
-    write_outputs(per_model, env_name, total_timesteps, seeds, out_dir)
+        run_dirs.append(result.run_dir)
+    from hystax.plots import plot_returns
+
+    plot_returns(run_dirs, exp_dir / "returns.png", labels=list(models),
+                 title=f"{env_name}: training return (train tasks)")
+    write_outputs(per_model, env_name, steps, seeds, exp_dir)
     return per_model
+
+
+def gain_rows(per_model: dict) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{model: {"first"|"last"|"gain": (mean, 95% half-width)}}`` over seeds."""
+    return {model: {"first": mean_and_t_interval(v[:, 0]),
+                    "last": mean_and_t_interval(v[:, -1]),
+                    "gain": mean_and_t_interval(v[:, -1] - v[:, 0])}
+            for model, v in per_model.items()}
 
 
 def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: int,
                   out_dir: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from hystax.figure import new_figure, save_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "trials.csv", "w", newline="") as f:
@@ -90,51 +116,50 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
             for s, row in enumerate(values):
                 writer.writerows([model, s, k + 1, f"{v:.6f}"] for k, v in enumerate(row))
     last = next(iter(per_model.values())).shape[1]
+    rows = gain_rows(per_model)
     lines = [f"{env_name}, held-out (test-split) tasks; {total_timesteps:,} training steps per "
-             f"seed; mean ± s.e. over {seeds} seeds", "",
+             f"seed; mean and 95% Student-t CI over {seeds} seeds", "",
              f"| model | trial 1 | trial {last} | gain (trial {last} − trial 1) |",
              "|---|---:|---:|---:|"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, row in rows.items():
+        lines.append(f"| {model} | " + " | ".join(
+            f"{m:.3f} ± {h:.3f}" for m, h in (row["first"], row["last"], row["gain"])) + " |")
+    fig, axes = new_figure(figsize=(6.0, 4.0))
+    ax = axes[0, 0]
     for model, values in per_model.items():
-        cells = [mean_and_standard_error(values[:, 0]), mean_and_standard_error(values[:, -1]),
-                 mean_and_standard_error(values[:, -1] - values[:, 0])]
-        lines.append(f"| {model} | " + " | ".join(f"{m:.3f} ± {e:.3f}" for m, e in cells) + " |")
-        mean, se = mean_and_standard_error(values)
+        mean, half = mean_and_t_interval(values)
         trials = np.arange(1, values.shape[1] + 1)
-        ax.plot(trials, mean, label=model)
-        ax.fill_between(trials, mean - se, mean + se, alpha=0.25)
-    ax.set(xlabel="trial within meta-episode", ylabel="mean return (held-out tasks)",
-           title=f"{env_name}: in-context adaptation")
+        ax.plot(trials, mean, marker="o", markersize=3, label=model)
+        ax.fill_between(trials, mean - half, mean + half, alpha=0.2, linewidth=0)
+    ax.set(xlabel="trial within meta-episode", ylabel="mean return per trial (held-out tasks)")
+    ax.set_title(f"{env_name}: return per trial on held-out tasks\nmean over {seeds} seeds, "
+                 "shaded: 95% Student-t CI", fontsize=10)
+    ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "trials.png", dpi=120)
-    plt.close(fig)
-    (out_dir / "gain.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_figure(fig, out_dir / "trials.png")
+    write_summary(out_dir, "gain", {"env": env_name, "total_timesteps": total_timesteps,
+                                    "seeds": seeds, "per_trial": {m: v.tolist() for m, v in
+                                                                  per_model.items()},
+                                    "gain": rows}, "\n".join(lines))
 
 
-def _cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hystax.experiments.meta_rl",
-                                     description=__doc__.splitlines()[0])
+def _cli(argv: list[str] | None = None, prog: str = "hystax icrl meta") -> int:
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="meta/BernoulliBandit")
     parser.add_argument("--models", nargs="+", default=["s5", "gru", "mlp"])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--total-timesteps", type=float, default=300_000)
-    parser.add_argument("--eval-steps", type=int, default=2_000)
-    parser.add_argument("--out-dir", default="runs/meta_rl")
+    parser.add_argument("--seeds", default=3, help="seeds per model, vmapped (default: 3)")
+    parser.add_argument("--total-timesteps", help="env steps per seed (default: 300k for "
+                                                  "meta/BernoulliBandit, 2M otherwise)")
+    parser.add_argument("--eval-steps", default=2_000,
+                        help="held-out evaluation steps per env (default: 2000)")
+    parser.add_argument("--out-dir", default="runs/meta_rl",
+                        help="parent folder; results go to <out-dir>/<family>")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        return _main(args)
-    except HystaxError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-
-
-def _main(args) -> int:
-    run(args.env, args.models, args.seeds, int(args.total_timesteps), args.eval_steps,
-        args.out_dir, not args.no_progress)
-    return 0
+    return run_or_exit(parser, lambda: run(
+        args.env, args.models, args.seeds, args.total_timesteps, args.eval_steps, args.out_dir,
+        not args.no_progress))
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    raise SystemExit(_cli(prog="python -m hystax.experiments.meta_rl"))

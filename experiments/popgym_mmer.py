@@ -1,122 +1,295 @@
-"""MMER of memory models on POPGym tasks: one run per (task, model), seeds vmapped.
+"""Learning efficiency of memory models on POPGym: MMER over every Easy task (breadth) and
+learning curves on four memory tasks (depth).
 
-``python -m hystax.experiments.popgym_mmer [--tasks ...] [--models ...] [--seeds 3]
-[--total-timesteps 2e5] [--paper] [--out-dir runs/popgym_mmer]`` (``--paper`` without
-``--total-timesteps`` runs the paper's 15M steps)
+``hystax icrl popgym [--set breadth|depth] [--tasks ...] [--models ...] [--seeds 3]
+[--total-timesteps N] [--out-dir runs/popgym_mmer] [--resume]``
 
-Each run is ``hystax.train("ppo", "popgym/<task>", memory=<model>)`` from the
-``ppo.POPGYM_CPU`` config (``--paper``: ``ppo.POPGYM_PAPER``, GPU-sized), so every run
-directory has its metrics CSV, checkpoints and ``returns.png``. Afterwards:
+Every run is what a user gets from ``hystax train ppo --memory M --env popgym/X`` with the
+defaults (the runner starts from ``ppo.preset``, the POPGym preset of model M); seeds are
+vmapped, and each run keeps its directory (``<out>/<set>/<task>/<model>``, with metrics,
+checkpoints and plots). The sets:
 
-* ``mmer.csv``: task, model, seed, MMER (POPGym's max-mean episodic return per seed);
-* ``mmer.md``: mean ± standard error over seeds per task and model (the README table);
-* ``<task>/returns.png``: the models' return curves overlaid (mean, 95% bootstrap CI).
+* ``breadth``: the 16 Easy tasks x {s5, s4d, gru, lstm, mlp}, 200k env steps. Written:
+  ``mmer.csv`` (per seed), ``mmer.md`` (mean and 95% Student-t CI per task), ``iqm.md`` /
+  ``iqm.png`` (IQM over tasks of the normalized MMER, ``(MMER - MLP's) / (1 - MLP's)``, with a
+  95% stratified-bootstrap CI) and ``<task>/returns.png`` overlays.
+* ``ablation``: the depth tasks x the S5 variants of ``ABLATIONS`` (the default S5 with one
+  change each), GRU and the MLP, 200k env steps; written as ``breadth``.
+* ``depth``: RepeatPrevious, RepeatFirst, CountRecall, Autoencode (Easy) x {s5, gru, mlp},
+  1M env steps. Written: ``curves.png`` (a grid of return vs env steps) and
+  ``thresholds.csv`` / ``thresholds.md``: the first env step at which the 10-update running
+  mean of the seed-mean return reaches 50% and 90% of the way from the MLP's final return to
+  the best return of 1.
+
+An interrupted set continues with ``--resume``: finished runs are read back, unfinished ones
+resume from their last checkpoint.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import dataclasses
 import json
-import sys
 from pathlib import Path
 
-import hystax
-from hystax.agents import ppo
-from hystax.errors import HystaxError
-from hystax.plots import plot_run_dirs
-from hystax.stats import max_mean_episodic_return, mean_and_standard_error
+import numpy as np
 
-TASKS = ("RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "AutoencodeEasy",
-         "HigherLowerEasy", "ConcentrationEasy")
-MODELS = ("s5", "gru", "lstm", "mlp")
+from hystax import rundir
+from hystax.errors import HystaxError, require
+from hystax.experiments.common import (
+    OneLineParser,
+    make_output_dir,
+    positive_int,
+    run_or_exit,
+    write_summary,
+)
+from hystax.stats import (
+    max_mean_episodic_return,
+    mean_and_t_interval,
+    normalized_scores,
+    steps_to_threshold,
+    stratified_bootstrap_ci,
+)
+
+EASY_TASKS = ("RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "AutoencodeEasy",
+              "HigherLowerEasy", "ConcentrationEasy", "BattleshipEasy", "MinesweeperEasy",
+              "MultiarmedBanditEasy", "PositionOnlyCartPoleEasy", "VelocityOnlyCartPoleEasy",
+              "NoisyPositionOnlyCartPoleEasy", "PositionOnlyPendulumEasy",
+              "NoisyPositionOnlyPendulumEasy", "LabyrinthEscapeEasy", "LabyrinthExploreEasy")
+DEPTH_TASKS = ("RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "AutoencodeEasy")
+SETS = {
+    "breadth": dict(tasks=EASY_TASKS, models=("s5", "s4d", "gru", "lstm", "mlp"),
+                    total_timesteps=200_000),
+    "depth": dict(tasks=DEPTH_TASKS, models=("s5", "gru", "mlp"), total_timesteps=1_000_000),
+}
+ABLATIONS = {
+    "s5-before": dict(layer_norm=False, ssm_lr_scale=1.0, dt_min=1e-3, dt_max=1e-1),
+    "s5-no-norm": dict(layer_norm=False),
+    "s5-ssm-lr-1": dict(ssm_lr_scale=1.0),
+    "s5-paper-dt": dict(dt_min=1e-3, dt_max=1e-1),
+    "s5-half-glu": dict(glu="half"),
+    "s5-trunc-c": dict(c_init="trunc_normal"),
+    "s5-shared": dict(separate_memory=False),
+    "s5-ffn": dict(ffn=4),
+    "s5-no-prev": dict(prev_action_reward=False),
+    "s5-encoder-128": dict(encoder_sizes=(128,)),
+}
+"""S5 variants of the ``ablation`` set: the default S5 with one change each ("s5-before": the
+block as it was before issue 13)."""
+SETS["ablation"] = dict(tasks=DEPTH_TASKS, models=("s5", *ABLATIONS, "gru", "mlp"),
+                        total_timesteps=200_000)
+BASELINE = "mlp"  # the memoryless model every score is normalized against
+BEST_RETURN = 1.0  # POPGym scales every episode return into [-1, 1]
+THRESHOLDS = (0.5, 0.9)
+WINDOW = 10  # updates in the running mean of steps-to-threshold
 
 
-def run(tasks=TASKS, models=MODELS, seeds: int = 3, total_timesteps: int | None = 200_000,
-        paper: bool = False, out_dir: str | Path = "runs/popgym_mmer",
+def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
+        total_timesteps: int | None = None, out_dir="runs/popgym_mmer", resume: bool = False,
         progress: bool = True) -> dict:
-    """Train every (task, model), write the MMER CSV/markdown and overlays; return MMERs.
+    """Train every (task, model) of a set and write its tables and figures.
 
-    ``total_timesteps=None`` keeps the config's own budget (1M CPU, 15M paper). Every task
-    and model is validated before the first run starts.
+    Returns ``{task: {model: (env_steps [updates], returns [seeds, updates])}}``. Everything
+    is validated before the first run starts; ``resume`` continues an interrupted set.
     """
-    out_dir = Path(out_dir)
-    base = ppo.POPGYM_PAPER if paper else ppo.POPGYM_CPU
-    if total_timesteps is not None:
-        base = dataclasses.replace(base, total_timesteps=int(total_timesteps))
+    from hystax.envs import make
+    from hystax.runner import resolve
+
+    require(set_name in SETS, f"unknown set {set_name!r}; choose from {', '.join(SETS)}")
+    spec = SETS[set_name]
+    tasks = list(tasks or spec["tasks"])
+    models = list(models or spec["models"])
+    seeds = positive_int("seeds", seeds)
+    steps = positive_int("total_timesteps", total_timesteps or spec["total_timesteps"])
     for task in tasks:
-        hystax.make(f"popgym/{task}")  # unknown task: HystaxError with suggestions, now
-    for model in models:
-        dataclasses.replace(base, memory=model)  # unknown model: HystaxError, now
-    scores: dict[str, dict[str, list[float]]] = {}
+        make(f"popgym/{task}")  # unknown task: HystaxError with suggestions, now
+    for model in models:  # unknown model: HystaxError, now
+        resolve("ppo", f"popgym/{tasks[0]}", check=False, **model_overrides(model))
+    exp_dir = Path(out_dir) / set_name
+    if exp_dir.exists() and not resume:
+        raise HystaxError(f"{exp_dir} already exists; continue it with --resume or pass "
+                          "another --out-dir")
+    make_output_dir(exp_dir)
+    results = {}
     for task in tasks:
-        run_dirs = []
         for model in models:
-            name = f"{task}-{model}"
-            config = dataclasses.replace(base, memory=model)
-            result = hystax.train("ppo", f"popgym/{task}", seeds=seeds, config=config,
-                                  name=name, out_dir=out_dir / task, progress=progress)
-            scores.setdefault(task, {})[model] = \
-                max_mean_episodic_return(result.metrics["episode_return"]).tolist()
-            run_dirs.append(result.run_dir)
-        plot_run_dirs(run_dirs, out_dir=out_dir / task)
-    write_tables(scores, base, seeds, out_dir)
-    return scores
+            results.setdefault(task, {})[model] = _train_or_load(
+                task, model, seeds, steps, exp_dir / task, progress)
+        from hystax.plots import plot_run_dirs
+        plot_run_dirs([exp_dir / task / m for m in models], out_dir=exp_dir / task)
+    (write_depth if set_name == "depth" else write_breadth)(results, exp_dir, seeds, steps)
+    return results
 
 
-def write_tables(scores: dict, config: ppo.Config, seeds: int, out_dir: Path) -> None:
-    """``mmer.csv`` (per seed), ``mmer.md`` (mean ± s.e.) and ``mmer.json``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "mmer.csv", "w", newline="") as f:
+def _train_or_load(task, model, seeds, steps, task_dir: Path, progress):
+    """``(env_steps [updates], returns [seeds, updates])`` of one run: trained, resumed or read."""
+    from hystax.runner import train
+
+    run_dir = task_dir / model
+    if run_dir.exists():
+        saved = rundir.read_config(run_dir)
+        require(saved.get("config", {}).get("total_timesteps") == steps
+                and len(saved.get("seeds", [])) == seeds,
+                f"{run_dir} was run with other settings; use another --out-dir")
+        metrics = rundir.read_metrics(run_dir) if (run_dir / rundir.METRICS_FILE).exists() else {}
+        updates = steps // _steps_per_update(saved["config"])
+        if metrics.get("episode_return", np.empty((0, 0))).shape[-1] < updates:
+            metrics = train(resume=run_dir, progress=progress).metrics
+    else:
+        metrics = train("ppo", f"popgym/{task}", seeds=seeds, total_timesteps=steps,
+                        name=model, out_dir=task_dir, progress=progress,
+                        **model_overrides(model)).metrics
+    return np.nanmean(metrics["env_steps"], axis=0), np.asarray(metrics["episode_return"])
+
+
+def model_overrides(model: str) -> dict:
+    """Config overrides of a model name: ``{"memory": model}``, or an S5 ablation's."""
+    if model in ABLATIONS:
+        return {"memory": "s5", **ABLATIONS[model]}
+    return {"memory": model}
+
+
+def _steps_per_update(config: dict) -> int:
+    return int(config["num_envs"]) * int(config["num_steps"])
+
+
+def mmer_scores(results: dict) -> dict[str, dict[str, np.ndarray]]:
+    """``{task: {model: MMER [seeds]}}``."""
+    return {task: {model: max_mean_episodic_return(returns)
+                   for model, (_, returns) in by_model.items()}
+            for task, by_model in results.items()}
+
+
+def normalized_mmer(scores: dict) -> dict[str, np.ndarray]:
+    """``{model: [seeds, tasks]}`` of ``(MMER - MLP's mean MMER) / (1 - MLP's mean MMER)``."""
+    tasks = list(scores)
+    baseline = np.array([scores[t][BASELINE].mean() for t in tasks])
+    models = [m for m in scores[tasks[0]] if m != BASELINE]
+    return {m: normalized_scores(np.stack([scores[t][m] for t in tasks], axis=1), baseline,
+                                 BEST_RETURN) for m in models}
+
+
+def write_breadth(results: dict, exp_dir: Path, seeds: int, steps: int) -> dict:
+    """``mmer.csv``, ``mmer.md``, ``iqm.md`` / ``iqm.json`` / ``iqm.png``; returns the IQMs."""
+    from hystax.plots import plot_iqm
+
+    scores = mmer_scores(results)
+    models = list(next(iter(scores.values())))
+    with open(exp_dir / "mmer.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["task", "model", "seed", "mmer"])
         for task, by_model in scores.items():
             for model, values in by_model.items():
                 writer.writerows([task, model, s, f"{v:.6f}"] for s, v in enumerate(values))
-    models = list(next(iter(scores.values())))
-    lines = [f"MMER, mean ± s.e. over {seeds} seeds, {config.total_timesteps:,} env steps per "
-             f"seed ({config.num_envs} envs × {config.num_steps} steps, {config.d_model}-wide "
-             f"{config.memory_layers}-layer models)", "",
+    lines = [f"MMER per task: mean and 95% Student-t CI over {seeds} seeds, {steps:,} env steps "
+             "per seed (`hystax train ppo --memory M --env popgym/<task>` defaults)", "",
              "| task | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
     for task, by_model in scores.items():
-        cells = []
-        for model in models:
-            mean, se = mean_and_standard_error(by_model[model])
-            cells.append(f"{mean:.3f} ± {se:.3f}")
+        cells = [_mean_ci(by_model[m]) for m in models]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    (out_dir / "mmer.md").write_text("\n".join(lines) + "\n")
-    (out_dir / "mmer.json").write_text(json.dumps(
-        {"scores": scores, "config": dataclasses.asdict(config), "seeds": seeds}, indent=2))
-    print("\n".join(lines))
+    write_summary(exp_dir, "mmer", {"scores": {t: {m: v.tolist() for m, v in b.items()}
+                                               for t, b in scores.items()}}, "\n".join(lines))
+    if BASELINE not in models or len(scores) < 2:
+        return {}
+    normalized = normalized_mmer(scores)
+    iqms = {m: stratified_bootstrap_ci(v) for m, v in normalized.items()}
+    table = [f"IQM over {len(scores)} tasks of the normalized MMER, (MMER - {BASELINE}'s) / "
+             f"(1 - {BASELINE}'s), with a 95% stratified-bootstrap CI ({seeds} seeds per task)",
+             "", "| model | IQM | 95% CI |", "|---|---:|---:|"]
+    table += [f"| {m} | {p:.3f} | [{lo:.3f}, {hi:.3f}] |" for m, (p, lo, hi) in iqms.items()]
+    write_summary(exp_dir, "iqm", {"iqm": iqms, "tasks": list(scores)}, "\n".join(table))
+    plot_iqm(normalized, exp_dir / "iqm.png",
+             title=f"POPGym Easy ({len(scores)} tasks, {steps // 1000}k steps): normalized MMER "
+                   f"vs {BASELINE}")
+    return iqms
 
 
-def _cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hystax.experiments.popgym_mmer",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--total-timesteps", type=float, default=None,
-                        help="env steps per seed (default: 2e5, or the paper's 15M with --paper)")
-    parser.add_argument("--paper", action="store_true", help="the paper's GPU-sized config")
-    parser.add_argument("--out-dir", default="runs/popgym_mmer")
+def threshold_steps(results: dict) -> dict[str, dict[str, dict[float, float]]]:
+    """``{task: {model: {fraction: env step}}}``: where the running mean of the seed-mean
+    return first reaches ``fraction`` of the way from the MLP's final return to 1."""
+    out = {}
+    for task, by_model in results.items():
+        levels = threshold_levels(by_model[BASELINE][1])
+        out[task] = {model: {q: steps_to_threshold(np.nanmean(returns, axis=0), steps, level,
+                                                   WINDOW)
+                             for q, level in levels.items()}
+                     for model, (steps, returns) in by_model.items()}
+    return out
+
+
+def threshold_levels(baseline_returns: np.ndarray) -> dict[float, float]:
+    """``{fraction: level}`` from the baseline's final return (mean of its last
+    ``WINDOW`` updates over seeds)."""
+    final = float(np.nanmean(baseline_returns[:, -WINDOW:]))
+    return {q: final + q * (BEST_RETURN - final) for q in THRESHOLDS}
+
+
+def write_depth(results: dict, exp_dir: Path, seeds: int, steps: int) -> dict:
+    """``curves.png``, ``thresholds.csv`` and ``thresholds.md``; returns the thresholds."""
+    from hystax.learning_curves import plot_learning_curve_grid
+
+    require(all(BASELINE in by_model for by_model in results.values()),
+            f"the depth set needs the {BASELINE} baseline for its thresholds")
+    reached = threshold_steps(results)
+    models = list(next(iter(results.values())))
+    with open(exp_dir / "thresholds.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["task", "model", "fraction", "level", "env_steps"])
+        for task, by_model in reached.items():
+            levels = threshold_levels(results[task][BASELINE][1])
+            for model, by_q in by_model.items():
+                writer.writerows([task, model, q, f"{levels[q]:.4f}", by_q[q]] for q in by_q)
+    lines = [f"Env steps until the {WINDOW}-update running mean of the return (mean over {seeds} "
+             f"seeds) first reaches 50% / 90% of the way from {BASELINE}'s final return to 1 "
+             f"({steps:,} env steps per seed; — = not reached)", "",
+             "| task | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    for task, by_model in reached.items():
+        cells = [" / ".join(_steps(by_model[m][q]) for q in THRESHOLDS) for m in models]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    final = {t: {m: float(np.nanmean(r[:, -WINDOW:])) for m, (_, r) in b.items()}
+             for t, b in results.items()}
+    write_summary(exp_dir, "thresholds", {"thresholds": _jsonable(reached), "final": final},
+                  "\n".join(lines))
+    plot_learning_curve_grid(
+        results, exp_dir / "curves.png", smooth=WINDOW,
+        references={t: list(threshold_levels(b[BASELINE][1]).values()) for t, b in results.items()},
+        title=f"POPGym memory tasks: return vs env steps (dashed: 50% / 90% thresholds)")
+    return reached
+
+
+def _mean_ci(values: np.ndarray) -> str:
+    mean, half = mean_and_t_interval(values)
+    return f"{mean:.3f} ± {half:.3f}"
+
+
+def _steps(x: float) -> str:
+    return "—" if not np.isfinite(x) else f"{x / 1000:.0f}k"
+
+
+def _jsonable(reached: dict) -> dict:
+    return json.loads(json.dumps({t: {m: {str(q): (v if np.isfinite(v) else None)
+                                          for q, v in by_q.items()}
+                                      for m, by_q in b.items()} for t, b in reached.items()}))
+
+
+def _cli(argv: list[str] | None = None, prog: str = "hystax icrl popgym") -> int:
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="set_name", choices=list(SETS), default="breadth",
+                        help="breadth: 16 Easy tasks x 5 models, 200k steps; depth: 4 memory "
+                             "tasks x {s5, gru, mlp}, 1M steps; ablation: the 4 memory tasks x "
+                             "S5 variants, 200k steps (default: breadth)")
+    parser.add_argument("--tasks", nargs="+", help="POPGym tasks (default: the set's)")
+    parser.add_argument("--models", nargs="+", help="memory models (default: the set's)")
+    parser.add_argument("--seeds", default=3, help="seeds per run, vmapped (default: 3)")
+    parser.add_argument("--total-timesteps", help="env steps per seed (default: the set's)")
+    parser.add_argument("--out-dir", default="runs/popgym_mmer",
+                        help="parent folder; the set goes to <out-dir>/<set>")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted set")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        return _main(args)
-    except HystaxError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-
-
-def _main(args) -> int:
-    steps = args.total_timesteps
-    if steps is None and not args.paper:
-        steps = 200_000
-    run(args.tasks, args.models, args.seeds, None if steps is None else int(steps), args.paper,
-        args.out_dir, not args.no_progress)
-    return 0
+    return run_or_exit(parser, lambda: run(
+        args.set_name, args.tasks, args.models, args.seeds, args.total_timesteps, args.out_dir,
+        args.resume, not args.no_progress))
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    raise SystemExit(_cli(prog="python -m hystax.experiments.popgym_mmer"))

@@ -21,9 +21,9 @@ import numpy as np
 
 from hystax import rundir
 from hystax.errors import HystaxError, require
+from hystax.figure import DPI, band, new_figure, save_figure, steps_axis
 from hystax.stats import (
     loglog_slope,
-    mean_and_bootstrap_ci,
     mean_and_standard_error,
     forward_fill,
     nanmean_over_seeds,
@@ -33,42 +33,11 @@ from hystax.stats import (
 __all__ = ["plot_returns", "plot_iqm", "plot_regret", "write_regret_csv", "plot_run_dirs",
            "plot_task_matrices", "plot_task_curves", "plot_curves"]
 
-DPI = 120
 # Columns of metrics.csv that are not training diagnostics (they go to returns.png or are counters).
 _NOT_LOSSES = frozenset({*rundir.INDEX_COLUMNS, *rundir.PROGRESS_COLUMNS})
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _new_figure(figsize=(7.0, 4.5), ncols: int = 1, nrows: int = 1):
-    """A Figure on an Agg canvas (no pyplot), with its axes array (squeezed like pyplot)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def _save(fig, out_png) -> Path:
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=DPI)
-    fig.clear()  # Figure objects are not registered with pyplot; clearing frees the artists now
-    return out
-
-
-def _steps_axis(ax, xlabel: str, nbins: int = 6) -> None:
-    """Label the x axis; environment steps get compact tick labels (20k, 1.5M)."""
-    from matplotlib.ticker import EngFormatter, MaxNLocator
-
-    ax.set_xlabel(xlabel)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=True))
-    if xlabel == "environment steps":
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-
 
 def _num(x: float) -> str:
     return f"{x:.1f}" if abs(x) < 1000 else f"{x:.3g}"
@@ -106,14 +75,6 @@ def _x_axis(metrics: Mapping[str, np.ndarray]) -> tuple[np.ndarray, str]:
     return np.asarray(metrics["update"], dtype=np.float64), "update"
 
 
-def _band(ax, x, y, label, seed=0, color=None):
-    """Mean line and 95% bootstrap band of ``y`` [seeds, T] over seeds; returns the line."""
-    mean, lo, hi = mean_and_bootstrap_ci(y, confidence=0.95, seed=seed)
-    (line,) = ax.plot(x, mean, label=label, color=color, linewidth=1.6)
-    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
-    return line
-
-
 # ----------------------------------------------------------------------------- returns
 
 def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
@@ -130,7 +91,7 @@ def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
             cols = ", ".join(k for k in m if k not in ("seed", "update"))
             raise HystaxError(f"{d} has no metric {metric!r} (columns: {cols})")
 
-    fig, axes = _new_figure()
+    fig, axes = new_figure()
     ax = axes[0, 0]
     xlabels, xs, any_data = set(), [], False
     for i, (d, (config, m)) in enumerate(zip(run_dirs, loaded)):
@@ -143,7 +104,7 @@ def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
             label += f" (no {_human(metric)} logged yet)"
         else:
             any_data = True
-        _band(ax, x, y, label, seed=i)
+        band(ax, x, y, label, seed=i)
         xs.append(x)
     if not any_data:  # keep the axes meaningful for a run that has not finished an episode
         ax.text(0.5, 0.5, f"no {_human(metric)} logged yet", transform=ax.transAxes,
@@ -151,7 +112,7 @@ def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
         xall = np.concatenate(xs)
         if np.isfinite(xall).any() and np.nanmax(xall) > np.nanmin(xall):
             ax.set_xlim(np.nanmin(xall), np.nanmax(xall))
-    _steps_axis(ax, " / ".join(sorted(xlabels)))
+    steps_axis(ax, " / ".join(sorted(xlabels)))
     ax.set_ylabel(_human(metric))
     if title is None:
         if len(run_dirs) == 1:
@@ -186,7 +147,7 @@ def plot_returns(run_dirs: Sequence, out_png, metric: str = "episode_return",
       The path of the written PNG.
     """
     fig = _returns_figure(run_dirs, metric=metric, labels=labels, title=title)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def _losses_figure(run_dir, columns: Sequence[str] | None = None):
@@ -199,11 +160,11 @@ def _losses_figure(run_dir, columns: Sequence[str] | None = None):
     x, xlabel = _x_axis(m)
     ncols = min(3, len(columns))
     nrows = -(-len(columns) // ncols)
-    fig, axes = _new_figure(figsize=(3.6 * ncols, 2.8 * nrows + 0.5), ncols=ncols, nrows=nrows)
+    fig, axes = new_figure(figsize=(3.6 * ncols, 2.8 * nrows + 0.5), ncols=ncols, nrows=nrows)
     for k, ax in zip(columns, axes.flat):
-        _band(ax, x, forward_fill(m[k]), None)
+        band(ax, x, forward_fill(m[k]), None)
         ax.set_title(_human(k), fontsize=9)
-        _steps_axis(ax, xlabel, nbins=4)
+        steps_axis(ax, xlabel, nbins=4)
         ax.xaxis.label.set_fontsize(8)
         ax.set_ylabel(_human(k), fontsize=8)
         ax.tick_params(labelsize=7)
@@ -240,7 +201,7 @@ def plot_run_dirs(run_dirs: Sequence, out_dir=None) -> list[Path]:
         written = [plot_returns(run_dirs, target / "returns.png")]
         fig = _losses_figure(run_dirs[0])
         if fig is not None:
-            written.append(_save(fig, target / "losses.png"))
+            written.append(save_figure(fig, target / "losses.png"))
         return written
     target = Path(out_dir) if out_dir is not None else run_dirs[0].resolve().parent / "compare"
     return [plot_returns(run_dirs, target / "returns.png")]
@@ -254,7 +215,7 @@ def _iqm_figure(scores: Mapping[str, np.ndarray], title: str | None = None, seed
     names = list(scores)
     stats = [stratified_bootstrap_ci(scores[k], seed=seed) for k in names]
     shapes = [np.shape(np.atleast_1d(scores[k])) for k in names]
-    fig, axes = _new_figure(figsize=(6.5, 1.2 + 0.55 * len(names)))
+    fig, axes = new_figure(figsize=(6.5, 1.2 + 0.55 * len(names)))
     ax = axes[0, 0]
     colors = [f"C{i % 10}" for i in range(len(names))]
     ypos = np.arange(len(names))[::-1]  # first algorithm on top
@@ -291,7 +252,7 @@ def plot_iqm(scores: Mapping[str, np.ndarray], out_png, title: str | None = None
     Returns:
       The path of the written PNG.
     """
-    return _save(_iqm_figure(scores, title=title), out_png)
+    return save_figure(_iqm_figure(scores, title=title), out_png)
 
 
 # ----------------------------------------------------------------------------- regret
@@ -331,7 +292,7 @@ def _tail_slope(r: np.ndarray, mean: np.ndarray) -> float:
 
 def _regret_figure(curves: Mapping[str, np.ndarray], rounds=None, title: str | None = None):
     data = _regret_inputs(curves, rounds)
-    fig, axes = _new_figure(figsize=(11.0, 4.3), ncols=2)
+    fig, axes = new_figure(figsize=(11.0, 4.3), ncols=2)
     lin, log = axes[0, 0], axes[0, 1]
     n_seeds = sorted({c.shape[0] for _, c, _ in data})
     for i, (name, c, r) in enumerate(data):
@@ -378,7 +339,7 @@ def plot_regret(curves: Mapping[str, np.ndarray], out_png, rounds=None,
     Returns:
       The path of the written PNG.
     """
-    return _save(_regret_figure(curves, rounds=rounds, title=title), out_png)
+    return save_figure(_regret_figure(curves, rounds=rounds, title=title), out_png)
 
 
 def write_regret_csv(curves: Mapping[str, np.ndarray], out_csv, rounds=None) -> Path:
@@ -430,7 +391,7 @@ def plot_task_matrices(matrices: Mapping[str, np.ndarray], out_png, title: str |
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     ncols = min(n, 4)
     nrows = -(-n // ncols)
-    fig, axes = _new_figure(figsize=(3.9 * ncols + 1.2, 3.7 * nrows), ncols=ncols, nrows=nrows)
+    fig, axes = new_figure(figsize=(3.9 * ncols + 1.2, 3.7 * nrows), ncols=ncols, nrows=nrows)
     cell = 6 if size > 4 else 7
     for k, ax in enumerate(axes.reshape(-1)):
         if k >= n:
@@ -482,18 +443,18 @@ def plot_curves(curves: Mapping[str, np.ndarray], x, out_png, xlabel: str = "env
     optional horizontal ``reference`` line (e.g. a baseline's final return)."""
     if not curves:
         raise HystaxError("no curves given")
-    fig, axes = _new_figure(figsize=(8.0, 4.5))
+    fig, axes = new_figure(figsize=(8.0, 4.5))
     ax = axes[0, 0]
     _standard_error_bands(ax, curves, x)
     if reference is not None:
         ax.axhline(reference, color="grey", linewidth=0.9, linestyle="--")
-    _steps_axis(ax, xlabel)
+    steps_axis(ax, xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.85)
     seeds = "/".join(str(n) for n in sorted({np.atleast_2d(c).shape[0] for c in curves.values()}))
     fig.suptitle(title or f"mean ± s.e. over {seeds} seeds", fontsize=10)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_task_curves(curves: Mapping[str, np.ndarray], out_png, task_length: int,
@@ -504,7 +465,7 @@ def plot_task_curves(curves: Mapping[str, np.ndarray], out_png, task_length: int
     boundaries marked."""
     if not curves:
         raise HystaxError("no curves given")
-    fig, axes = _new_figure(figsize=(9.0, 4.2))
+    fig, axes = new_figure(figsize=(9.0, 4.2))
     ax = axes[0, 0]
     total = _standard_error_bands(ax, curves)
     for b in range(task_length, total, task_length):
@@ -518,4 +479,4 @@ def plot_task_curves(curves: Mapping[str, np.ndarray], out_png, task_length: int
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right", framealpha=0.85)
     fig.suptitle(title or "training across tasks: mean ± s.e. over seeds", fontsize=10)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)

@@ -10,6 +10,9 @@ Every function that draws random numbers takes an explicit ``seed`` (an int or a
   written here because ``rliable`` does not install with current pandas.
 - :func:`forward_fill`: carry the last finished episode's return across updates that ended none.
 - :func:`loglog_slope`: growth exponent of a curve (``regret ~ t**slope``; below 1 means sublinear).
+- :func:`max_mean_episodic_return`, :func:`normalized_scores`, :func:`running_mean` and
+  :func:`steps_to_threshold`: POPGym's MMER, scores normalized between a baseline and the best
+  return, and how soon a learning curve reaches a level.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from hystax.errors import HystaxError
 __all__ = [
     "mean_and_bootstrap_ci",
     "mean_and_standard_error",
+    "mean_and_t_interval",
     "iqm",
     "stratified_bootstrap_ci",
     "forward_fill",
     "nanmean_over_seeds",
     "loglog_slope",
     "max_mean_episodic_return",
+    "normalized_scores",
+    "running_mean",
+    "steps_to_threshold",
 ]
 
 # Bootstrap means are computed as [n_boot, seeds] @ [seeds, columns]; columns are processed in
@@ -134,6 +141,31 @@ def mean_and_standard_error(x):
     if squeeze:
         return float(mean[0]), float(se[0])
     return mean, se
+
+
+def mean_and_t_interval(x, confidence: float = 0.95):
+    """Mean over seeds (axis 0) and the half-width of its Student-t confidence interval.
+
+    ``half = t_{(1 + confidence) / 2, n - 1} * se`` with ``se`` from
+    :func:`mean_and_standard_error`; with few seeds (3 is common) this is the honest interval,
+    where a bootstrap over 3 values is too narrow. One finite seed gives ``half = inf``.
+
+    Returns:
+      ``(mean, half)``, scalars for a 1-D ``x``, else ``[T]`` each.
+    """
+    from scipy.stats import t as student_t
+
+    _check_confidence(confidence, 1)
+    mean, se = mean_and_standard_error(x)
+    arr, _ = _as_seeds_by_time(x)
+    n = np.isfinite(arr).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        quantile = student_t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1))
+    half = np.where(n > 1, quantile * np.atleast_1d(se), np.inf)
+    half = np.where(n == 0, np.nan, half)
+    if np.ndim(mean) == 0:
+        return float(mean), float(half[0])
+    return mean, half
 
 
 def iqm(x, axis: int | None = None):
@@ -247,3 +279,63 @@ def max_mean_episodic_return(returns) -> np.ndarray:
     if not np.isfinite(x).any(axis=1).all():
         raise HystaxError("a seed finished no episode, so its MMER is undefined")
     return np.nanmax(np.where(np.isfinite(x), x, np.nan), axis=1)
+
+
+def normalized_scores(scores, baseline, best=1.0):
+    """``(scores - baseline) / (best - baseline)``: 0 at the baseline, 1 at the best return.
+
+    Used to aggregate tasks with different return scales, e.g. POPGym MMERs normalized by the
+    memoryless MLP's MMER, so that a tie at the memoryless level scores 0, not a win.
+
+    Args:
+      scores: array ``[..., tasks]``.
+      baseline: ``[tasks]`` (or broadcastable), each strictly below ``best``.
+      best: the best achievable return, scalar or ``[tasks]``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    gap = np.asarray(best, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    if not np.all(gap > 0):
+        raise HystaxError("normalized_scores needs baseline < best for every task "
+                          f"(got best - baseline = {np.round(gap, 4).tolist()})")
+    return (scores - baseline) / gap
+
+
+def running_mean(y, window: int):
+    """Trailing mean over ``window`` points along the last axis, ignoring NaN; ``[..., T]``.
+
+    The first ``window - 1`` points average what exists so far; a window holding no finite
+    value gives NaN.
+    """
+    if int(window) < 1:
+        raise HystaxError(f"window must be a positive integer, got {window}")
+    y = np.asarray(y, dtype=np.float64)
+    finite = np.isfinite(y)
+    sums = np.cumsum(np.where(finite, y, 0.0), axis=-1)
+    counts = np.cumsum(finite, axis=-1).astype(np.float64)
+    pad = [(0, 0)] * (y.ndim - 1) + [(int(window), 0)]
+    sums = np.pad(sums, pad)
+    counts = np.pad(counts, pad)
+    window_sum = sums[..., window:] - sums[..., :-window]
+    window_count = counts[..., window:] - counts[..., :-window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(window_count > 0, window_sum / np.maximum(window_count, 1), np.nan)
+
+
+def steps_to_threshold(curve, steps, threshold: float, window: int = 10) -> float:
+    """The first ``steps`` value at which the ``window``-point running mean of ``curve``
+    reaches ``threshold`` (NaN if it never does).
+
+    Args:
+      curve: ``[T]`` returns, e.g. the mean over seeds of each update's episode return.
+      steps: ``[T]`` environment steps at each point.
+      threshold: the level to reach.
+      window: points in the trailing running mean.
+    """
+    curve = np.asarray(curve, dtype=np.float64).reshape(-1)
+    steps = np.asarray(steps, dtype=np.float64).reshape(-1)
+    if curve.shape != steps.shape:
+        raise HystaxError(f"curve and steps must have equal lengths, got {curve.size} and "
+                          f"{steps.size}")
+    smooth = running_mean(curve, window)
+    reached = np.flatnonzero(np.nan_to_num(smooth, nan=-np.inf) >= threshold)
+    return float(steps[reached[0]]) if reached.size else float("nan")

@@ -1,5 +1,5 @@
-"""The in-context RL experiment scripts: bad input fails before any training; tiny runs write
-their tables (slow)."""
+"""The in-context RL experiment scripts: bad input fails before any training; the tables and
+figures from synthetic learning curves; tiny runs write their tables (slow)."""
 
 import csv
 
@@ -23,15 +23,82 @@ def test_bad_input_fails_before_training(tmp_path, capsys, main, args, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_existing_or_unwritable_output_fails_before_training(tmp_path, capsys):
+    (tmp_path / "p" / "breadth").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exit_info:
+        popgym_mmer._cli(["--out-dir", str(tmp_path / "p")])
+    assert exit_info.value.code == 2 and "--resume" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        popgym_mmer._cli(["--out-dir", str(tmp_path / "file")])
+    assert exit_info.value.code == 2 and "cannot write" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        meta_rl._cli(["--out-dir", str(tmp_path / "file"), "--seeds", "0"])
+    assert exit_info.value.code == 2 and "seeds must be a positive" in capsys.readouterr().err
+
+
+def _curves(jump_at: dict, updates=100, seeds=3, seed=0):
+    """Synthetic results: each model's return steps from -0.5 to 1 at ``jump_at[model]``."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, updates + 1) * 2048.0
+    out = {}
+    for model, at in jump_at.items():
+        level = np.where(np.arange(updates) >= at, 1.0, -0.5)
+        out[model] = (steps, level + 0.01 * rng.normal(size=(seeds, updates)))
+    return out
+
+
+def test_steps_to_threshold_table_from_synthetic_curves(tmp_path):
+    results = {"A": _curves({"s5": 20, "gru": 50, "mlp": 10_000}),
+               "B": _curves({"s5": 70, "gru": 30, "mlp": 10_000}, seed=1)}
+    reached = popgym_mmer.threshold_steps(results)
+    # 50% of the way from -0.5 to 1 is 0.25: the 10-update mean gets there 5 updates after
+    # the jump (0.25 = -0.5 + 0.5 * 1.5); 90% (0.85) after 9
+    steps = results["A"]["s5"][0]
+    assert reached["A"]["s5"] == {0.5: steps[20 + 4], 0.9: steps[20 + 8]}
+    assert reached["B"]["gru"][0.5] == steps[30 + 4]
+    assert np.isnan(reached["A"]["mlp"][0.5])
+    popgym_mmer.write_depth(results, tmp_path, seeds=3, steps=204_800)
+    table = (tmp_path / "thresholds.md").read_text()
+    assert "| A | 51k / 59k | 113k / 121k | — / — |" in table
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    rows = list(csv.DictReader(open(tmp_path / "thresholds.csv")))
+    assert len(rows) == 2 * 3 * 2
+
+
+def test_breadth_tables_normalize_by_the_mlp(tmp_path):
+    results = {t: _curves({"s5": 10, "gru": 60, "mlp": 10_000}, seed=i) for i, t in
+               enumerate("ABCD")}
+    iqms = popgym_mmer.write_breadth(results, tmp_path, seeds=3, steps=204_800)
+    assert set(iqms) == {"s5", "gru"}
+    # both reach ~1 (normalized ~1); the MLP's own score would be 0 by construction
+    for point, lo, hi in iqms.values():
+        assert 0.95 < point < 1.05 and lo <= point <= hi
+    normalized = popgym_mmer.normalized_mmer(popgym_mmer.mmer_scores(results))
+    assert normalized["s5"].shape == (3, 4)
+    table = (tmp_path / "mmer.md").read_text()
+    assert "Student-t" in table and table.count("±") == 4 * 3
+    assert (tmp_path / "iqm.png").is_file() and (tmp_path / "mmer.csv").is_file()
+
+
 @pytest.mark.slow
 def test_tiny_popgym_mmer_and_meta_rl_runs(tmp_path):
-    scores = popgym_mmer.run(tasks=["RepeatPreviousEasy"], models=["s5", "mlp"], seeds=2,
-                             total_timesteps=4096, out_dir=tmp_path / "p", progress=False)
-    assert set(scores["RepeatPreviousEasy"]) == {"s5", "mlp"}
-    rows = list(csv.DictReader(open(tmp_path / "p" / "mmer.csv")))
-    assert len(rows) == 4 and all(-1 <= float(r["mmer"]) <= 1 for r in rows)
-    assert (tmp_path / "p" / "RepeatPreviousEasy" / "returns.png").is_file()
+    results = popgym_mmer.run("breadth", tasks=["RepeatPreviousEasy", "RepeatFirstEasy"],
+                              models=["s5", "mlp"], seeds=2, total_timesteps=4096,
+                              out_dir=tmp_path / "p", progress=False)
+    assert set(results["RepeatPreviousEasy"]) == {"s5", "mlp"}
+    out = tmp_path / "p" / "breadth"
+    rows = list(csv.DictReader(open(out / "mmer.csv")))
+    assert len(rows) == 8 and all(-1 <= float(r["mmer"]) <= 1 for r in rows)
+    assert (out / "RepeatPreviousEasy" / "returns.png").is_file() and (out / "iqm.md").is_file()
+    # --resume reads the finished runs back instead of training them again
+    again = popgym_mmer.run("breadth", tasks=["RepeatPreviousEasy", "RepeatFirstEasy"],
+                            models=["s5", "mlp"], seeds=2, total_timesteps=4096,
+                            out_dir=tmp_path / "p", resume=True, progress=False)
+    np.testing.assert_array_equal(again["RepeatFirstEasy"]["s5"][1],
+                                  results["RepeatFirstEasy"]["s5"][1])
     per_model = meta_rl.run(models=["gru"], seeds=2, total_timesteps=3200, eval_steps=100,
                             out_dir=tmp_path / "m", progress=False)
     assert per_model["gru"].shape == (2, 20) and np.isfinite(per_model["gru"]).all()
-    assert (tmp_path / "m" / "gain.md").is_file() and (tmp_path / "m" / "trials.png").is_file()
+    out = tmp_path / "m" / "BernoulliBandit"
+    assert (out / "gain.md").is_file() and (out / "trials.png").is_file()

@@ -319,3 +319,66 @@ def test_run_label_names_the_memory_model():
     assert plots._run_label("x", config) == "ppo-s5 on popgym/RepeatPreviousEasy"
     config["config"]["memory"] = "none"
     assert plots._run_label("x", config) == "ppo on popgym/RepeatPreviousEasy"
+
+
+def test_t_interval_matches_scipy_and_widens_with_few_seeds():
+    from scipy import stats as scipy_stats
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10):
+        x = rng.normal(size=n)
+        mean, half = stats.mean_and_t_interval(x)
+        lo, hi = scipy_stats.t.interval(0.95, n - 1, loc=x.mean(), scale=scipy_stats.sem(x))
+        np.testing.assert_allclose([mean - half, mean + half], [lo, hi], rtol=1e-10)
+    _, half_3 = stats.mean_and_t_interval([0.0, 1.0, 2.0])
+    _, se_3 = stats.mean_and_standard_error([0.0, 1.0, 2.0])
+    assert half_3 > 4 * se_3  # t_{0.975, 2} = 4.30: three seeds give wide intervals
+    assert stats.mean_and_t_interval([1.0])[1] == np.inf
+
+
+def test_running_mean_matches_a_loop_and_ignores_nan():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(3, 40))
+    y[rng.random(y.shape) < 0.2] = np.nan
+    for window in (1, 4, 10):
+        got = stats.running_mean(y, window)
+        for s in range(3):
+            for t in range(40):
+                chunk = y[s, max(0, t - window + 1):t + 1]
+                want = np.nanmean(chunk) if np.isfinite(chunk).any() else np.nan
+                np.testing.assert_allclose(got[s, t], want, equal_nan=True)
+
+
+def test_steps_to_threshold_finds_the_first_crossing_of_the_running_mean():
+    steps = np.arange(1, 101) * 1000.0
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        cross = rng.integers(5, 95)
+        curve = np.where(np.arange(100) >= cross, 1.0, 0.0)
+        # the 4-point running mean first reaches 0.5 two points after the jump
+        assert stats.steps_to_threshold(curve, steps, 0.5, window=4) == steps[cross + 1]
+        assert stats.steps_to_threshold(curve, steps, 1.0, window=4) == steps[cross + 3]
+    assert np.isnan(stats.steps_to_threshold(np.zeros(100), steps, 0.1))
+
+
+def test_normalized_scores_put_the_baseline_at_zero_and_the_best_at_one():
+    scores = np.array([[0.2, -0.5], [1.0, 0.25]])
+    out = stats.normalized_scores(scores, baseline=np.array([0.2, -0.5]))
+    np.testing.assert_allclose(out, [[0.0, 0.0], [1.0, 0.5]])
+    with pytest.raises(HystaxError, match="baseline < best"):
+        stats.normalized_scores(scores, baseline=np.array([1.0, 0.0]))
+
+
+def test_learning_curve_grid(tmp_path):
+    from hystax.learning_curves import plot_learning_curve_grid
+
+    steps = np.arange(1, 31) * 1000.0
+    rng = np.random.default_rng(3)
+    panels = {task: {m: (steps, rng.normal(size=(3, 30)).cumsum(1)) for m in ("s5", "gru")}
+              for task in ("A", "B", "C")}
+    out = plot_learning_curve_grid(panels, tmp_path / "grid.png", title="test grid", smooth=5,
+                                   references={"A": [0.5]})
+    assert out.stat().st_size > 10_000
+    with pytest.raises(HystaxError, match="steps for"):
+        plot_learning_curve_grid({"A": {"s5": (steps[:5], rng.normal(size=(3, 30)))}},
+                                 tmp_path / "bad.png", title="bad")

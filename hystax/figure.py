@@ -1,0 +1,53 @@
+"""Figure building blocks shared by every plot in hystax (matplotlib, no pyplot).
+
+Figures are ``matplotlib.figure.Figure`` objects rendered by the Agg canvas directly: pyplot's
+global registry is never touched, so nothing leaks and no display is needed. matplotlib is
+imported inside the functions, which keeps importing this module cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hystax.stats import mean_and_bootstrap_ci
+
+DPI = 120
+
+
+def new_figure(figsize=(7.0, 4.5), ncols: int = 1, nrows: int = 1):
+    """A Figure on an Agg canvas (no pyplot), with its axes array (squeezed like pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save_figure(fig, out_png) -> Path:
+    """Lay out, write ``out_png`` (parent folders created) and free the figure."""
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=DPI)
+    fig.clear()  # Figure objects are not registered with pyplot; clearing frees the artists now
+    return out
+
+
+def steps_axis(ax, xlabel: str, nbins: int = 6) -> None:
+    """Label the x axis; environment steps get compact tick labels (20k, 1.5M)."""
+    from matplotlib.ticker import EngFormatter, MaxNLocator
+
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=True))
+    if xlabel == "environment steps":
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+
+
+def band(ax, x, y, label, seed=0, color=None):
+    """Mean line and 95% bootstrap band of ``y`` [seeds, T] over seeds; returns the line."""
+    mean, lo, hi = mean_and_bootstrap_ci(y, confidence=0.95, seed=seed)
+    (line,) = ax.plot(x, mean, label=label, color=color, linewidth=1.6)
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+    return line
