@@ -8,7 +8,9 @@ memory``) measures, side by side in one run:
    L in {128, 1024, 4096}; ratios X / S5 per length. S4D keeps H x N/2 states per sequence
    in recurrent mode, so it runs with N = 16 (2,048 states, vs S5's 128) and is skipped
    above ``s4d_max_length`` where its states would not fit in a CPU's memory;
-2. recurrent PPO env-steps/s, S5 vs GRU at the same config (compile excluded);
+2. recurrent PPO env-steps/s, S5 vs GRU at the same config (compile excluded), with today's
+   defaults and with the defaults before issue 13 (``-before``: no LayerNorm, one memory
+   shared by actor and critic), side by side;
 3. compile time of S5 recurrent PPO's ``train`` for 1, 2 and 4 layers (layers are scanned).
 
 Targets (from the in-context RL issue) are GPU figures: S5's layer >= 20x faster than GRU at
@@ -32,8 +34,19 @@ from hystax.agents.api import default_hparams
 from hystax.agents.memory import SequenceModel
 from hystax.experiments.bench_common import bench_cli, machine_info, write_results
 
-LAYER_MODELS = ("s5", "s4d", "gru", "lstm")
+LAYER_MODELS = ("s5", "s5-before", "s4d", "gru", "lstm")
+PPO_MEMORIES = ("s5", "s5-before", "gru", "gru-before")
 PPO_ENV = "MemoryChain-bsuite"
+BEFORE = dict(layer_norm=False, separate_memory=False, ssm_lr_scale=1.0, dt_min=1e-3,
+              dt_max=1e-1)
+"""The recurrent-PPO defaults before issue 13 ("<model>-before" rows): no LayerNorm, one
+memory shared by actor and critic (the step range and SSM learning rate cost no time)."""
+
+
+def _variant(name: str) -> tuple[str, dict]:
+    """``("s5", {})`` or, for ``"s5-before"``, ``("s5", BEFORE)``."""
+    model, _, tag = name.partition("-")
+    return model, (BEFORE if tag == "before" else {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +98,10 @@ def bench_layers(sizes: Sizes) -> list[dict]:
         times = {}
         models = [m for m in LAYER_MODELS if m != "s4d" or length <= sizes.s4d_max_length]
         for name in models:
-            state_size = sizes.s4d_state_size if name == "s4d" else sizes.state_size
-            model = SequenceModel(name, sizes.d_model, 1, state_size)
+            kind, before = _variant(name)
+            state_size = sizes.s4d_state_size if kind == "s4d" else sizes.state_size
+            model = SequenceModel(kind, sizes.d_model, 1, state_size,
+                                  layer_norm=before.get("layer_norm", True))
             carry = model.initialize_carry(sizes.batch)
             params = model.init(key, carry, (x[:2], starts[:2]))
 
@@ -102,11 +117,13 @@ def bench_layers(sizes: Sizes) -> list[dict]:
 
 
 def bench_ppo_throughput(sizes: Sizes) -> list[dict]:
-    """Recurrent-PPO env-steps/s (compile excluded) for S5 and GRU at the same config."""
+    """Recurrent-PPO env-steps/s (compile excluded) for S5 and GRU at the same config, with
+    today's defaults and the ones before issue 13."""
     env, params = hystax.make(PPO_ENV)
     rows = []
-    for memory in ("s5", "gru"):
-        config = dataclasses.replace(sizes.ppo, memory=memory)
+    for name in PPO_MEMORIES:
+        memory, before = _variant(name)
+        config = dataclasses.replace(sizes.ppo, memory=memory, **before)
         algo = ppo.make_algorithm(config, env, params)
         state = jax.jit(algo.init)(jax.random.PRNGKey(0), default_hparams(config))
 
@@ -116,10 +133,14 @@ def bench_ppo_throughput(sizes: Sizes) -> list[dict]:
 
         compile_s, run_s = _timed(updates, state, reps=sizes.reps)
         steps = sizes.ppo_updates * algo.steps_per_update
-        rows.append({"memory": memory, "num_envs": config.num_envs,
+        rows.append({"memory": name, "num_envs": config.num_envs,
                      "num_steps": config.num_steps, "env_steps_per_s": steps / run_s,
                      "compile_s": compile_s})
-    rows[0]["ratio_to_gru"] = rows[0]["env_steps_per_s"] / rows[1]["env_steps_per_s"]
+    speed = {r["memory"]: r["env_steps_per_s"] for r in rows}
+    for r in rows:
+        kind, _, tag = r["memory"].partition("-")
+        r["ratio_to_gru"] = r["env_steps_per_s"] / speed["gru" + (f"-{tag}" if tag else "")]
+        r["ratio_to_before"] = r["env_steps_per_s"] / speed[f"{kind}-before"]
     return rows
 
 
@@ -140,12 +161,12 @@ def format_tables(results: dict) -> str:
     lines = ["| model | L | fwd+bwd ms | × S5 |", "|---|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['length']} | {r['fwd_bwd_ms']:.1f} | {r['ratio_to_s5']:.2f} |"
               for r in results["layers"]]
-    lines += ["", "| recurrent PPO | envs × steps | env-steps/s | compile s |",
-              "|---|---|---:|---:|"]
+    lines += ["", "| recurrent PPO | envs × steps | env-steps/s | compile s | × GRU | "
+              "× before |", "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r['memory']} | {r['num_envs']} × {r['num_steps']} | "
-              f"{r['env_steps_per_s']:,.0f} | {r['compile_s']:.1f} |" for r in results["ppo"]]
-    lines += [f"| S5 / GRU env-steps/s | | {results['ppo'][0]['ratio_to_gru']:.2f} | |", "",
-              "| S5 layers | compile s (whole train) |", "|---:|---:|"]
+              f"{r['env_steps_per_s']:,.0f} | {r['compile_s']:.1f} | {r['ratio_to_gru']:.2f} | "
+              f"{r['ratio_to_before']:.2f} |" for r in results["ppo"]]
+    lines += ["", "| S5 layers | compile s (whole train) |", "|---:|---:|"]
     lines += [f"| {r['layers']} | {r['compile_s']:.1f} |" for r in results["compile"]]
     return "\n".join(lines)
 

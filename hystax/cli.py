@@ -16,6 +16,12 @@ from pathlib import Path
 from hystax.errors import HystaxError
 
 DEMO = dict(agent="ppo", env="CartPole-v1", seeds=4, total_timesteps=500_000)
+# hystax COMMAND EXPERIMENT -> the module under hystax.experiments that runs it
+EXPERIMENT_GROUPS = {
+    "bandit": {"dlb": "dlb", "lsd": "lsd"},
+    "losse": {"regression": "losse_regression", "dyna": "losse_dyna"},
+    "icrl": {"popgym": "popgym_mmer", "meta": "meta_rl"},
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if rest and args.command not in ("train", "bandit", "continual", "losse", "icrl"):
+    if rest and args.command not in ("train", "continual", *EXPERIMENT_GROUPS):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest)
@@ -102,13 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="where an overlay of several runs goes (default: runs/compare)")
     p.set_defaults(func=_plot)
 
-    p = sub.add_parser("bandit", add_help=False,
-                       help="bandit experiments (hystax bandit dlb --preset real --seeds 10; "
+    _add_experiment_group(
+        sub, "bandit", help="bandit experiments (hystax bandit dlb --preset real --seeds 10; "
                             "hystax bandit lsd --preset laforgue-main --seeds 20)",
-                       usage="hystax bandit {dlb,lsd} [--preset P] [--horizon T] [--seeds N] "
-                             "[--algorithms ...] [--out-dir DIR] (hystax bandit dlb --help)")
-    p.add_argument("problem", choices=["dlb", "lsd"], help="which bandit problem")
-    p.set_defaults(func=_bandit)
+        usage="hystax bandit {dlb,lsd} [--preset P] [--horizon T] [--seeds N] "
+              "[--algorithms ...] [--out-dir DIR] (hystax bandit dlb --help)")
 
     p = sub.add_parser("continual", add_help=False,
                        help="continual world models on a task suite (hystax continual --suite "
@@ -117,19 +121,14 @@ def _parser() -> argparse.ArgumentParser:
                              "[--seeds N] [--out-dir DIR] (hystax continual --help)")
     p.set_defaults(func=_continual)
 
-    p = sub.add_parser("losse", add_help=False,
-                       help="Losse-FTL online world models (hystax losse regression; "
-                            "hystax losse dyna --env CartPole-v1)",
-                       usage="hystax losse {regression,dyna} [options] (hystax losse dyna --help)")
-    p.add_argument("experiment", choices=["regression", "dyna"], help="which experiment")
-    p.set_defaults(func=_losse)
-
-    p = sub.add_parser("icrl", add_help=False,
-                       help="in-context RL experiments (hystax icrl popgym --set breadth; "
-                            "hystax icrl meta --env meta/CartPole)",
-                       usage="hystax icrl {popgym,meta} [options] (hystax icrl popgym --help)")
-    p.add_argument("experiment", choices=["popgym", "meta"], help="which experiment")
-    p.set_defaults(func=_icrl)
+    _add_experiment_group(
+        sub, "losse", help="Losse-FTL online world models (hystax losse regression; "
+                           "hystax losse dyna --env CartPole-v1)",
+        usage="hystax losse {regression,dyna} [options] (hystax losse dyna --help)")
+    _add_experiment_group(
+        sub, "icrl", help="in-context RL experiments (hystax icrl popgym --set breadth; "
+                          "hystax icrl meta --env meta/CartPole)",
+        usage="hystax icrl {popgym,meta} [options] (hystax icrl popgym --help)")
 
     p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory | bandits | lsd | "
                                      "continual | losse)")
@@ -328,32 +327,26 @@ def _plot(args, rest) -> int:
     return 0
 
 
-def _bandit(args, rest) -> int:
+def _add_experiment_group(sub, command: str, help: str, usage: str) -> None:
+    """``hystax COMMAND EXPERIMENT [its own flags]``: the experiment parses the rest itself."""
+    p = sub.add_parser(command, add_help=False, help=help, usage=usage)
+    p.add_argument("experiment", choices=list(EXPERIMENT_GROUPS[command]),
+                   help="which experiment")
+    p.set_defaults(func=_experiment)
+
+
+def _experiment(args, rest) -> int:
     import importlib
 
-    experiment = importlib.import_module(f"hystax.experiments.{args.problem}")
-    return experiment._cli(rest, prog=f"hystax bandit {args.problem}")
+    module = EXPERIMENT_GROUPS[args.command][args.experiment]
+    experiment = importlib.import_module(f"hystax.experiments.{module}")
+    return experiment._cli(rest, prog=f"hystax {args.command} {args.experiment}")
 
 
 def _continual(args, rest) -> int:
     from hystax.experiments import continual
 
     return continual._cli(rest, prog="hystax continual")
-
-
-def _losse(args, rest) -> int:
-    import importlib
-
-    experiment = importlib.import_module(f"hystax.experiments.losse_{args.experiment}")
-    return experiment._cli(rest, prog=f"hystax losse {args.experiment}")
-
-
-def _icrl(args, rest) -> int:
-    import importlib
-
-    module = {"popgym": "popgym_mmer", "meta": "meta_rl"}[args.experiment]
-    experiment = importlib.import_module(f"hystax.experiments.{module}")
-    return experiment._cli(rest, prog=f"hystax icrl {args.experiment}")
 
 
 def _bench(args, rest) -> int:

@@ -56,8 +56,10 @@ def test_quick_memory_bench_writes_tables(tmp_path):
     from hystax.experiments import bench_memory
 
     results = bench_memory.main(quick=True, out=str(tmp_path / "bench_memory.json"))
-    assert {r["model"] for r in results["layers"]} == {"s5", "s4d", "gru", "lstm"}
+    assert {r["model"] for r in results["layers"]} == {"s5", "s5-before", "s4d", "gru", "lstm"}
     assert all(_positive(r["fwd_bwd_ms"]) for r in results["layers"])
-    assert [r["memory"] for r in results["ppo"]] == ["s5", "gru"]
-    assert _positive(results["ppo"][0]["ratio_to_gru"])
+    assert [r["memory"] for r in results["ppo"]] == ["s5", "s5-before", "gru", "gru-before"]
+    assert all(_positive(r["ratio_to_gru"]) and _positive(r["ratio_to_before"])
+               for r in results["ppo"])
+    assert results["ppo"][1]["ratio_to_before"] == 1.0
     assert [r["layers"] for r in results["compile"]] == [1, 2]
