@@ -28,6 +28,7 @@ resume from their last checkpoint.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -61,8 +62,14 @@ SETS = {
                     total_timesteps=200_000),
     "depth": dict(tasks=DEPTH_TASKS, models=("s5", "gru", "mlp"), total_timesteps=1_000_000),
 }
+BEFORE = dict(layer_norm=False, ssm_lr_scale=1.0, dt_min=1e-3, dt_max=1e-1,
+              separate_memory=False)
 ABLATIONS = {
-    "s5-before": dict(layer_norm=False, ssm_lr_scale=1.0, dt_min=1e-3, dt_max=1e-1),
+    "s5-before": BEFORE,
+    "s5-before+norm": {**BEFORE, "layer_norm": True},
+    "s5-before+lr": {**BEFORE, "ssm_lr_scale": 30.0},
+    "s5-before+dt": {**BEFORE, "dt_min": 0.01, "dt_max": 1.0},
+    "s5-before+separate": {**BEFORE, "separate_memory": True},
     "s5-no-norm": dict(layer_norm=False),
     "s5-ssm-lr-1": dict(ssm_lr_scale=1.0),
     "s5-paper-dt": dict(dt_min=1e-3, dt_max=1e-1),
@@ -73,8 +80,9 @@ ABLATIONS = {
     "s5-no-prev": dict(prev_action_reward=False),
     "s5-encoder-128": dict(encoder_sizes=(128,)),
 }
-"""S5 variants of the ``ablation`` set: the default S5 with one change each ("s5-before": the
-block as it was before issue 13)."""
+"""S5 variants of the ``ablation`` set: "s5-before" is S5 with the defaults before issue 13,
+"s5-before+X" adds one of today's changes to it, the others take one change away from today's
+default S5."""
 SETS["ablation"] = dict(tasks=DEPTH_TASKS, models=("s5", *ABLATIONS, "gru", "mlp"),
                         total_timesteps=200_000)
 BASELINE = "mlp"  # the memoryless model every score is normalized against
@@ -122,12 +130,14 @@ def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
 
 def _train_or_load(task, model, seeds, steps, task_dir: Path, progress):
     """``(env_steps [updates], returns [seeds, updates])`` of one run: trained, resumed or read."""
-    from hystax.runner import train
+    from hystax.runner import resolve, train
 
     run_dir = task_dir / model
     if run_dir.exists():
         saved = rundir.read_config(run_dir)
-        require(saved.get("config", {}).get("total_timesteps") == steps
+        wanted = resolve("ppo", f"popgym/{task}", check=False, total_timesteps=steps,
+                         **model_overrides(model)).config
+        require(saved.get("config") == json.loads(json.dumps(dataclasses.asdict(wanted)))
                 and len(saved.get("seeds", [])) == seeds,
                 f"{run_dir} was run with other settings; use another --out-dir")
         metrics = rundir.read_metrics(run_dir) if (run_dir / rundir.METRICS_FILE).exists() else {}
