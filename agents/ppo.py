@@ -52,6 +52,7 @@ class Config:
     max_grad_norm: float = 0.5
     reward_scale: float = 1.0
     prev_action_reward: bool = False  # append previous action, reward, is-first to obs
+    prev_reward_scale: float = 1.0  # multiplies that previous reward (in the obs only)
     # Memory (recurrent PPO, agents/recurrent_ppo.py) when memory != "none":
     memory: str = "none"  # "none" (this file's MLP PPO), "s5", "s4d", "gru", "lstm", "mlp"
     memory_layers: int = 1
@@ -107,6 +108,8 @@ class Config:
                 f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
         for name in self.HPARAMS:
             require(np.isfinite(getattr(self, name)), f"{name} must be finite")
+        require(np.isfinite(self.prev_reward_scale) and self.prev_reward_scale > 0,
+                f"prev_reward_scale must be positive, got {self.prev_reward_scale}")
         for name in ("lr", "clip_eps", "max_grad_norm", "reward_scale"):
             require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
         for name in ("gamma", "gae_lambda"):
@@ -337,7 +340,7 @@ def prepare_env(config: Config, env, env_params):
     if len(env.observation_space(env_params).shape) != 1:
         env = FlattenObservation(env)
     if config.prev_action_reward:
-        env = PreviousActionReward(env, env_params)
+        env = PreviousActionReward(env, env_params, reward_scale=config.prev_reward_scale)
     env = BatchEnv(EpisodeStatistics(env), config.num_envs)
     action_space = env.action_space(env_params)
     if isinstance(action_space, spaces.Discrete):

@@ -46,10 +46,15 @@ class PreviousActionReward(GymnaxWrapper):
 
     The state is the inner env's state (nothing extra is needed). Action/observation space
     types are read once, from ``params`` (default: the env's default params).
+    ``reward_scale`` multiplies the reward *in the observation* (not the one returned), e.g. to
+    bring POPGym's per-step rewards of about 1/episode length to unit scale.
     """
 
-    def __init__(self, env: Any, params: Any = None):
+    def __init__(self, env: Any, params: Any = None, reward_scale: float = 1.0):
         super().__init__(env)
+        require(np.isfinite(reward_scale) and reward_scale > 0,
+                f"PreviousActionReward: reward_scale must be positive, got {reward_scale!r}")
+        self._reward_scale = float(reward_scale)
         params = env.default_params if params is None else params
         action_space = env.action_space(params)
         obs_space = env.observation_space(params)
@@ -89,7 +94,7 @@ class PreviousActionReward(GymnaxWrapper):
         return jnp.concatenate([
             jnp.reshape(obs, (-1,)).astype(jnp.float32),
             action_features,
-            jnp.reshape(reward, (1,)).astype(jnp.float32),
+            jnp.reshape(reward, (1,)).astype(jnp.float32) * self._reward_scale,
             jnp.reshape(is_first, (1,)).astype(jnp.float32),
         ])
 

@@ -78,6 +78,7 @@ ABLATIONS = {
     "s5-shared": dict(separate_memory=False),
     "s5-ffn": dict(ffn=4),
     "s5-no-prev": dict(prev_action_reward=False),
+    "s5-prev-reward-x50": dict(prev_reward_scale=50.0),
     "s5-encoder-128": dict(encoder_sizes=(128,)),
 }
 """S5 variants of the ``ablation`` set: "s5-before" is S5 with the defaults before issue 13,

@@ -332,6 +332,15 @@ def test_previous_action_reward_content_and_auto_reset():
     np.testing.assert_array_equal(outs[3][0], [1, 1, 0, 1, 0, 2, 0])
 
 
+def test_previous_action_reward_scales_only_the_observed_reward():
+    env = PreviousActionReward(CountEnv(), reward_scale=10.0)
+    _, outs = _rollout(env, env.default_params, [2, 0])
+    np.testing.assert_array_equal(outs[0][0], [1, 1, 0, 0, 1, 30, 0])  # r = 3, observed x10
+    assert float(outs[0][2]) == 3.0  # the reward returned is unscaled
+    with pytest.raises(HystaxError, match="reward_scale must be positive"):
+        PreviousActionReward(CountEnv(), reward_scale=0.0)
+
+
 def test_previous_action_reward_resets_on_truncation():
     env = PreviousActionReward(CountEnv())
     params = env.default_params.replace(episode_length=50, max_steps_in_episode=2)
