@@ -13,8 +13,8 @@ bootstrap, while both ``terminated`` and ``truncated`` cut the GAE recursion.
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 import flax.struct
@@ -176,9 +176,9 @@ def preset(env_name: str, overrides: Mapping[str, Any] | None = None) -> Config 
     """The tuned config a run on ``env_name`` starts from, or None where there is none.
 
     ``PRESETS[env_name]`` for the classic-control envs, ``META[env_name]`` for the meta-RL
-    families; for ``popgym/...`` envs the POPGym
-    preset of the memory model named in ``overrides`` (S5 when none is): what
-    ``hystax train ppo --memory gru --env popgym/RepeatFirstEasy`` trains with.
+    families, and for ``popgym/...`` envs ``POPGYM[memory]`` for the memory model named in
+    ``overrides`` (S5 when none is): what ``hystax train ppo --memory gru --env
+    popgym/RepeatFirstEasy`` trains with.
     """
     if env_name in PRESETS or env_name in META:
         return PRESETS.get(env_name) or META[env_name]

@@ -80,6 +80,11 @@ def _complex_param(module, name, init):
     return pair[..., 0] + 1j * pair[..., 1]
 
 
+def _unit_truncated_normal(key, shape):
+    """A standard normal truncated to [-2, 2], rescaled to unit variance (its std is 0.8796)."""
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape) / 0.87962566
+
+
 def _log_step_init(shape, dt_min, dt_max):
     def init(key):
         return jax.random.uniform(key, shape, jnp.float32, np.log(dt_min), np.log(dt_max))
@@ -117,16 +122,15 @@ class S5Layer(nn.Module):
             b = nn.initializers.lecun_normal()(key, (self.state_size, self.d_model))
             return jnp.asarray(v_inv) @ b.astype(jnp.complex64)
 
-        def c_init(key):  # C̃ = C V with C complex normal
+        def c_init(key):  # C̃ = C V, C's real and imaginary parts drawn independently
             k_re, k_im = jax.random.split(key)
             shape = (self.d_model, self.state_size)
-            if self.c_init == "trunc_normal":
-                scale = np.sqrt(1.0 / self.state_size)
-                draw = lambda k: jax.random.truncated_normal(k, -2.0, 2.0, shape) / 0.8796
-            else:
-                scale = np.sqrt(0.5 / self.state_size)
-                draw = lambda k: jax.random.normal(k, shape)
-            c = scale * (draw(k_re) + 1j * draw(k_im))
+            if self.c_init == "trunc_normal":  # as the S5 code: lecun-normal parts, var 1/P
+                c = (_unit_truncated_normal(k_re, shape)
+                     + 1j * _unit_truncated_normal(k_im, shape)) / np.sqrt(self.state_size)
+            else:  # complex normal with E|c|^2 = 1/P
+                c = np.sqrt(0.5 / self.state_size) * (jax.random.normal(k_re, shape)
+                                                      + 1j * jax.random.normal(k_im, shape))
             return c @ jnp.asarray(v, jnp.complex64)
 
         b_tilde = _complex_param(self, "b", b_init)
