@@ -165,10 +165,21 @@ META = {
     "meta/BernoulliBandit": Config(memory="s5", total_timesteps=300_000, num_envs=16,
                                    num_steps=100, d_model=64, state_size=64,
                                    encoder_sizes=(64,), hidden_sizes=(64,), lr=1e-3),
+    # POPGym's entropy 0 and GAE lambda 1 collapse the policy here (entropy 0.69 -> 0.18 in
+    # 600k steps, return 135 -> 90); CartPole's usual 0.01 and 0.95 keep it learning.
     "meta/CartPole": dataclasses.replace(POPGYM_CPU, total_timesteps=2_000_000,
-                                         prev_action_reward=False, reward_scale=0.1),
+                                         prev_action_reward=False, reward_scale=0.1,
+                                         ent_coef=0.01, gae_lambda=0.95),
 }
 """Meta-RL families (their observations already hold the previous action and reward)."""
+MEMORY_BEFORE = dict(layer_norm=False, ssm_lr_scale=1.0, dt_min=1e-3, dt_max=1e-1,
+                     separate_memory=False)
+"""The memory defaults before S5 was made to learn (issue 13): the "-before" variants of
+``hystax bench memory`` and of the POPGym ablation start from these."""
+SAVED_DEFAULTS = dict(dt_min=1e-3, dt_max=1e-1, separate_memory=False, glu="full", ffn=0,
+                      c_init="complex_normal", prev_reward_scale=1.0)
+"""Fields added after runs were first saved, with the value such a run used: a ``config.json``
+without them resumes as it ran, not with today's defaults."""
 PRESET_NOTE = f"{', '.join([*PRESETS, *META])} and every popgym/... env"
 
 

@@ -321,9 +321,9 @@ def main(quick: bool = False, out: str = "runs/bench_bandits.json") -> dict:
     return finish(results, format_table(results), start, out)
 
 
-def _cli(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     return bench_cli(main, "bandits", __doc__, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

@@ -460,9 +460,9 @@ def main(quick: bool = False, out: str = "runs/bench_continual.json") -> dict:
     return finish(results, format_table(results), start, out)
 
 
-def _cli(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     return bench_cli(main, "continual", __doc__, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

@@ -37,16 +37,13 @@ from hystax.experiments.bench_common import bench_cli, machine_info, write_resul
 LAYER_MODELS = ("s5", "s5-before", "s4d", "gru", "lstm")
 PPO_MEMORIES = ("s5", "s5-before", "gru", "gru-before")
 PPO_ENV = "MemoryChain-bsuite"
-BEFORE = dict(layer_norm=False, separate_memory=False, ssm_lr_scale=1.0, dt_min=1e-3,
-              dt_max=1e-1)
-"""The recurrent-PPO defaults before issue 13 ("<model>-before" rows): no LayerNorm, one
-memory shared by actor and critic (the step range and SSM learning rate cost no time)."""
 
 
 def _variant(name: str) -> tuple[str, dict]:
-    """``("s5", {})`` or, for ``"s5-before"``, ``("s5", BEFORE)``."""
+    """``("s5", {})`` or, for ``"s5-before"``, ``("s5", ppo.MEMORY_BEFORE)`` (of the old
+    defaults only LayerNorm and the shared memory change the cost)."""
     model, _, tag = name.partition("-")
-    return model, (BEFORE if tag == "before" else {})
+    return model, (ppo.MEMORY_BEFORE if tag == "before" else {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,9 +188,9 @@ def main(quick: bool = False, out: str = "runs/bench_memory.json") -> dict:
     return results
 
 
-def _cli(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     return bench_cli(main, "memory", __doc__, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

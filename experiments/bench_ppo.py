@@ -222,9 +222,9 @@ def main(quick: bool = False, out: str = "runs/bench_ppo.json") -> dict:
     return results
 
 
-def _cli(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     return bench_cli(main, "ppo", __doc__, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

@@ -266,7 +266,7 @@ def _write_summary(out_dir: Path, summary: dict, table: str) -> None:
     print(f"wrote {out_dir}/ ({summary['wall_s']:.0f} s)")
 
 
-def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.continual") -> int:
+def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.continual") -> int:
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="pendulum-gravity",
                         help=f"task suite: {', '.join(suite_names())} (default: %(default)s)")
@@ -307,4 +307,4 @@ def _run_from_args(args) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

@@ -171,7 +171,7 @@ def write_outputs(summary: dict, results: dict, out_dir: Path) -> None:
           f"({summary['wall_s']:.0f} s)")
 
 
-def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.dlb") -> int:
+def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.dlb") -> int:
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="synthetic-0.01",
                         help=f"DLB preset: {', '.join(PRESETS)} (default: %(default)s)")
@@ -190,9 +190,9 @@ def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiment
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``hystax bandit dlb`` (same as :func:`_cli`)."""
-    return _cli(argv)
+    """Entry point for ``hystax bandit dlb`` (same as :func:`cli`)."""
+    return cli(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

@@ -152,7 +152,7 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
     return summary
 
 
-def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.losse_dyna") -> int:
+def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.losse_dyna") -> int:
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="CartPole-v1", help="a discrete-action gymnax env")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
@@ -187,4 +187,4 @@ def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiment
 
 
 if __name__ == "__main__":
-    raise SystemExit(_cli())
+    raise SystemExit(cli())

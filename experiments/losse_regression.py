@@ -386,7 +386,7 @@ def plot(result: dict, summary: dict, out_png) -> Path:
 
 # --- command line ------------------------------------------------------------------------------
 
-def _cli(rest: list[str] | None = None,
+def cli(rest: list[str] | None = None,
          prog: str = "python -m hystax.experiments.losse_regression") -> int:
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--samples", default=None,
@@ -419,4 +419,4 @@ def _run_from_args(args) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

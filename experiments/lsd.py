@@ -224,7 +224,7 @@ def write_outputs(summary: dict, results: dict, opt_rate: float, full_info_rate:
           f"alpha_regret.png ({summary['wall_s']:.0f} s)")
 
 
-def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.lsd") -> int:
+def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.lsd") -> int:
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="laforgue-main",
                         help=f"LSD preset: {', '.join(PRESETS)} (default: %(default)s)")
@@ -246,4 +246,4 @@ def _cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiment
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    sys.exit(cli())

@@ -1,12 +1,13 @@
 """In-context adaptation on the meta-RL families: train on the train tasks, then measure the
 return of each trial on held-out (test-split) tasks.
 
-``hystax icrl meta [--env meta/CartPole] [--models s5 gru mlp] [--seeds 3]
+``hystax icrl meta [--env meta/BernoulliBandit] [--models s5 gru mlp] [--seeds 3]
 [--total-timesteps N] [--eval-steps N] [--out-dir runs/meta_rl]``
 
-For each model: ``hystax.train("ppo", env, memory=model)`` from ``ppo.preset(env)`` (recurrent
+For each model: ``hystax.train("ppo", env, memory=model)``, which starts from the env's preset
+(``ppo.META``; plain ``ppo.Config()`` where there is none, as for meta/Pendulum) with recurrent
 PPO; the memory is reset only at meta-episode boundaries, so it can carry what it learnt across
-trials), then the trained policies play ``--eval-steps`` steps on ``env.params_for("test")``
+trials. Then the trained policies play ``--eval-steps`` steps on ``env.params_for("test")``
 and the per-trial returns of the completed meta-episodes are averaged. Written into
 ``<out-dir>/<env>/``: ``trials.csv`` (model, seed, trial, mean return), ``gain.md`` /
 ``gain.json`` (trial 1, last trial and the gain last − first, mean and 95% Student-t CI over
@@ -32,8 +33,7 @@ from hystax.experiments.common import (
 )
 from hystax.stats import mean_and_t_interval
 
-DEFAULT_STEPS = {"meta/BernoulliBandit": 300_000, "meta/CartPole": 2_000_000,
-                 "meta/Pendulum": 2_000_000}
+DEFAULT_STEPS = 2_000_000  # where the env has no preset to say how long to train
 
 
 def held_out_trial_returns(result, env_name: str, eval_steps: int, key) -> np.ndarray:
@@ -71,12 +71,18 @@ def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
     env, _ = make(env_name)
     require(isinstance(env, MetaEnv), f"{env_name} is not a meta-RL env (meta/...): it has "
             "no held-out split")
+    from hystax.agents import ppo
+
     seeds = positive_int("seeds", seeds)
     eval_steps = positive_int("eval_steps", eval_steps)
-    steps = positive_int("total_timesteps", total_timesteps or DEFAULT_STEPS.get(env_name, 1e6))
+    preset = ppo.preset(env_name)
+    steps = positive_int("total_timesteps", total_timesteps
+                         or (preset.total_timesteps if preset else DEFAULT_STEPS))
+    require(len(set(models)) == len(models), f"models must be distinct, got {list(models)}")
     for model in models:
         require(model != "none", "meta_rl needs memory models (s5, s4d, gru, lstm, mlp)")
-        resolve("ppo", env_name, memory=model, check=False)  # unknown model: HystaxError, now
+        # unknown model, or a budget below one update: HystaxError, now
+        resolve("ppo", env_name, memory=model, total_timesteps=steps, check=False)
     exp_dir = Path(out_dir) / env_name.split("/")[-1]
     if exp_dir.exists():
         raise HystaxError(f"{exp_dir} already exists; pass another --out-dir")
@@ -143,13 +149,15 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
                                     "gain": rows}, "\n".join(lines))
 
 
-def _cli(argv: list[str] | None = None, prog: str = "hystax icrl meta") -> int:
-    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="meta/BernoulliBandit")
-    parser.add_argument("--models", nargs="+", default=["s5", "gru", "mlp"])
+def cli(argv: list[str] | None = None, prog: str = "hystax icrl meta") -> int:
+    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="meta/BernoulliBandit",
+                        help="meta/BernoulliBandit (default), meta/CartPole or meta/Pendulum")
+    parser.add_argument("--models", nargs="+", default=["s5", "gru", "mlp"],
+                        help="memory models (default: s5 gru mlp)")
     parser.add_argument("--seeds", default=3, help="seeds per model, vmapped (default: 3)")
-    parser.add_argument("--total-timesteps", help="env steps per seed (default: 300k for "
-                                                  "meta/BernoulliBandit, 2M otherwise)")
+    parser.add_argument("--total-timesteps", help="env steps per seed (default: the env's "
+                        "preset's: 300k for meta/BernoulliBandit, 2M otherwise)")
     parser.add_argument("--eval-steps", default=2_000,
                         help="held-out evaluation steps per env (default: 2000)")
     parser.add_argument("--out-dir", default="runs/meta_rl",
@@ -162,4 +170,4 @@ def _cli(argv: list[str] | None = None, prog: str = "hystax icrl meta") -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_cli(prog="python -m hystax.experiments.meta_rl"))
+    raise SystemExit(cli(prog="python -m hystax.experiments.meta_rl"))

@@ -1,7 +1,7 @@
 """Learning efficiency of memory models on POPGym: MMER over every Easy task (breadth) and
 learning curves on four memory tasks (depth).
 
-``hystax icrl popgym [--set breadth|depth] [--tasks ...] [--models ...] [--seeds 3]
+``hystax icrl popgym [--set breadth|depth|ablation] [--tasks ...] [--models ...] [--seeds 3]
 [--total-timesteps N] [--out-dir runs/popgym_mmer] [--resume]``
 
 Every run is what a user gets from ``hystax train ppo --memory M --env popgym/X`` with the
@@ -13,8 +13,9 @@ checkpoints and plots). The sets:
   ``mmer.csv`` (per seed), ``mmer.md`` (mean and 95% Student-t CI per task), ``iqm.md`` /
   ``iqm.png`` (IQM over tasks of the normalized MMER, ``(MMER - MLP's) / (1 - MLP's)``, with a
   95% stratified-bootstrap CI) and ``<task>/returns.png`` overlays.
-* ``ablation``: the depth tasks x the S5 variants of ``ABLATIONS`` (the default S5 with one
-  change each), GRU and the MLP, 200k env steps; written as ``breadth``.
+* ``ablation``: the depth tasks x the S5 variants of ``ABLATIONS`` (the pre-fix S5 with one
+  of today's changes, today's S5 without one), GRU and the MLP, 200k env steps; written as
+  ``breadth``.
 * ``depth``: RepeatPrevious, RepeatFirst, CountRecall, Autoencode (Easy) x {s5, gru, mlp},
   1M env steps. Written: ``curves.png`` (a grid of return vs env steps) and
   ``thresholds.csv`` / ``thresholds.md``: the first env step at which the 10-update running
@@ -62,26 +63,25 @@ SETS = {
                     total_timesteps=200_000),
     "depth": dict(tasks=DEPTH_TASKS, models=("s5", "gru", "mlp"), total_timesteps=1_000_000),
 }
-BEFORE = dict(layer_norm=False, ssm_lr_scale=1.0, dt_min=1e-3, dt_max=1e-1,
-              separate_memory=False)
 ABLATIONS = {
-    "s5-before": BEFORE,
-    "s5-before+norm": {**BEFORE, "layer_norm": True},
-    "s5-before+lr": {**BEFORE, "ssm_lr_scale": 30.0},
-    "s5-before+dt": {**BEFORE, "dt_min": 0.01, "dt_max": 1.0},
-    "s5-before+separate": {**BEFORE, "separate_memory": True},
-    "s5-no-norm": dict(layer_norm=False),
-    "s5-ssm-lr-1": dict(ssm_lr_scale=1.0),
-    "s5-paper-dt": dict(dt_min=1e-3, dt_max=1e-1),
-    "s5-half-glu": dict(glu="half"),
-    "s5-trunc-c": dict(c_init="trunc_normal"),
-    "s5-shared": dict(separate_memory=False),
-    "s5-ffn": dict(ffn=4),
-    "s5-no-prev": dict(prev_action_reward=False),
-    "s5-prev-reward-x50": dict(prev_reward_scale=50.0),
-    "s5-encoder-128": dict(encoder_sizes=(128,)),
+    "s5-before": ("before", {}),
+    "s5-before+norm": ("before", dict(layer_norm=True)),
+    "s5-before+lr": ("before", dict(ssm_lr_scale=30.0)),
+    "s5-before+dt": ("before", dict(dt_min=0.01, dt_max=1.0)),
+    "s5-before+separate": ("before", dict(separate_memory=True)),
+    "s5-no-norm": ("today", dict(layer_norm=False)),
+    "s5-ssm-lr-1": ("today", dict(ssm_lr_scale=1.0)),
+    "s5-paper-dt": ("today", dict(dt_min=1e-3, dt_max=1e-1)),
+    "s5-half-glu": ("today", dict(glu="half")),
+    "s5-trunc-c": ("today", dict(c_init="trunc_normal")),
+    "s5-shared": ("today", dict(separate_memory=False)),
+    "s5-ffn": ("today", dict(ffn=4)),
+    "s5-no-prev": ("today", dict(prev_action_reward=False)),
+    "s5-prev-reward-x50": ("today", dict(prev_reward_scale=50.0)),
+    "s5-encoder-128": ("today", dict(encoder_sizes=(128,))),
 }
-"""S5 variants of the ``ablation`` set: "s5-before" is S5 with the defaults before issue 13,
+"""S5 variants of the ``ablation`` set, as (the memory defaults they start from, what they
+change): "s5-before" is S5 with the defaults before issue 13 (``ppo.MEMORY_BEFORE``),
 "s5-before+X" adds one of today's changes to it, the others take one change away from today's
 default S5."""
 SETS["ablation"] = dict(tasks=DEPTH_TASKS, models=("s5", *ABLATIONS, "gru", "mlp"),
@@ -109,10 +109,15 @@ def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
     models = list(models or spec["models"])
     seeds = positive_int("seeds", seeds)
     steps = positive_int("total_timesteps", total_timesteps or spec["total_timesteps"])
+    require(len(set(models)) == len(models), f"models must be distinct, got {models}")
+    require(len(set(tasks)) == len(tasks), f"tasks must be distinct, got {tasks}")
+    require(set_name != "depth" or BASELINE in models,
+            f"the depth set's thresholds need the {BASELINE} baseline among --models")
     for task in tasks:
         make(f"popgym/{task}")  # unknown task: HystaxError with suggestions, now
-    for model in models:  # unknown model: HystaxError, now
-        resolve("ppo", f"popgym/{tasks[0]}", check=False, **model_overrides(model))
+    for model in models:  # unknown model or a budget below one update: HystaxError, now
+        resolve("ppo", f"popgym/{tasks[0]}", check=False, total_timesteps=steps,
+                **model_overrides(model))
     exp_dir = Path(out_dir) / set_name
     if exp_dir.exists() and not resume:
         raise HystaxError(f"{exp_dir} already exists; continue it with --resume or pass "
@@ -131,14 +136,15 @@ def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
 
 def _train_or_load(task, model, seeds, steps, task_dir: Path, progress):
     """``(env_steps [updates], returns [seeds, updates])`` of one run: trained, resumed or read."""
-    from hystax.runner import resolve, train
+    from hystax.runner import resolve, saved_config, train
 
     run_dir = task_dir / model
     if run_dir.exists():
         saved = rundir.read_config(run_dir)
         wanted = resolve("ppo", f"popgym/{task}", check=False, total_timesteps=steps,
                          **model_overrides(model)).config
-        require(saved.get("config") == json.loads(json.dumps(dataclasses.asdict(wanted)))
+        require(saved_config("ppo", saved.get("config", {}))
+                == json.loads(json.dumps(dataclasses.asdict(wanted)))
                 and len(saved.get("seeds", [])) == seeds,
                 f"{run_dir} was run with other settings; use another --out-dir")
         metrics = rundir.read_metrics(run_dir) if (run_dir / rundir.METRICS_FILE).exists() else {}
@@ -154,9 +160,12 @@ def _train_or_load(task, model, seeds, steps, task_dir: Path, progress):
 
 def model_overrides(model: str) -> dict:
     """Config overrides of a model name: ``{"memory": model}``, or an S5 ablation's."""
-    if model in ABLATIONS:
-        return {"memory": "s5", **ABLATIONS[model]}
-    return {"memory": model}
+    if model not in ABLATIONS:
+        return {"memory": model}
+    from hystax.agents.ppo import MEMORY_BEFORE
+
+    start, changes = ABLATIONS[model]
+    return {"memory": "s5", **(MEMORY_BEFORE if start == "before" else {}), **changes}
 
 
 def _steps_per_update(config: dict) -> int:
@@ -171,12 +180,19 @@ def mmer_scores(results: dict) -> dict[str, dict[str, np.ndarray]]:
 
 
 def normalized_mmer(scores: dict) -> dict[str, np.ndarray]:
-    """``{model: [seeds, tasks]}`` of ``(MMER - MLP's mean MMER) / (1 - MLP's mean MMER)``."""
-    tasks = list(scores)
+    """``{model: [seeds, tasks]}`` of ``(MMER - MLP's mean MMER) / (1 - MLP's mean MMER)``
+    over the tasks of :func:`normalizable_tasks`."""
+    tasks = normalizable_tasks(scores)
     baseline = np.array([scores[t][BASELINE].mean() for t in tasks])
     models = [m for m in scores[tasks[0]] if m != BASELINE]
     return {m: normalized_scores(np.stack([scores[t][m] for t in tasks], axis=1), baseline,
                                  BEST_RETURN) for m in models}
+
+
+def normalizable_tasks(scores: dict) -> list[str]:
+    """The tasks where the MLP's mean MMER is below the best return (where it reaches it, no
+    memory model can do better and the normalized score is undefined)."""
+    return [t for t, by_model in scores.items() if by_model[BASELINE].mean() < BEST_RETURN]
 
 
 def write_breadth(results: dict, exp_dir: Path, seeds: int, steps: int) -> dict:
@@ -199,17 +215,23 @@ def write_breadth(results: dict, exp_dir: Path, seeds: int, steps: int) -> dict:
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     write_summary(exp_dir, "mmer", {"scores": {t: {m: v.tolist() for m, v in b.items()}
                                                for t, b in scores.items()}}, "\n".join(lines))
-    if BASELINE not in models or len(scores) < 2:
+    tasks = normalizable_tasks(scores) if BASELINE in models else []
+    if len(tasks) < 2:
+        print(f"no IQM: it needs the {BASELINE} baseline and two tasks it does not solve")
         return {}
     normalized = normalized_mmer(scores)
     iqms = {m: stratified_bootstrap_ci(v) for m, v in normalized.items()}
-    table = [f"IQM over {len(scores)} tasks of the normalized MMER, (MMER - {BASELINE}'s) / "
-             f"(1 - {BASELINE}'s), with a 95% stratified-bootstrap CI ({seeds} seeds per task)",
+    left_out = [t for t in scores if t not in tasks]
+    table = [f"IQM over {len(tasks)} tasks of the normalized MMER, (MMER - {BASELINE}'s) / "
+             f"(1 - {BASELINE}'s), with a 95% stratified-bootstrap CI ({seeds} seeds per task)"
+             + (f"; left out, as {BASELINE} reaches the best return: {', '.join(left_out)}"
+                if left_out else ""),
              "", "| model | IQM | 95% CI |", "|---|---:|---:|"]
     table += [f"| {m} | {p:.3f} | [{lo:.3f}, {hi:.3f}] |" for m, (p, lo, hi) in iqms.items()]
-    write_summary(exp_dir, "iqm", {"iqm": iqms, "tasks": list(scores)}, "\n".join(table))
+    write_summary(exp_dir, "iqm", {"iqm": iqms, "tasks": tasks, "left_out": left_out},
+                  "\n".join(table))
     plot_iqm(normalized, exp_dir / "iqm.png",
-             title=f"POPGym Easy ({len(scores)} tasks, {steps // 1000}k steps): normalized MMER "
+             title=f"POPGym Easy ({len(tasks)} tasks, {steps // 1000}k steps): normalized MMER "
                    f"vs {BASELINE}")
     return iqms
 
@@ -282,8 +304,8 @@ def _jsonable(reached: dict) -> dict:
                                       for m, by_q in b.items()} for t, b in reached.items()}))
 
 
-def _cli(argv: list[str] | None = None, prog: str = "hystax icrl popgym") -> int:
-    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
+def cli(argv: list[str] | None = None, prog: str = "hystax icrl popgym") -> int:
+    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", dest="set_name", choices=list(SETS), default="breadth",
                         help="breadth: 16 Easy tasks x 5 models, 200k steps; depth: 4 memory "
                              "tasks x {s5, gru, mlp}, 1M steps; ablation: the 4 memory tasks x "
@@ -303,4 +325,4 @@ def _cli(argv: list[str] | None = None, prog: str = "hystax icrl popgym") -> int
 
 
 if __name__ == "__main__":
-    raise SystemExit(_cli(prog="python -m hystax.experiments.popgym_mmer"))
+    raise SystemExit(cli(prog="python -m hystax.experiments.popgym_mmer"))

@@ -340,13 +340,13 @@ def _experiment(args, rest) -> int:
 
     module = EXPERIMENT_GROUPS[args.command][args.experiment]
     experiment = importlib.import_module(f"hystax.experiments.{module}")
-    return experiment._cli(rest, prog=f"hystax {args.command} {args.experiment}")
+    return experiment.cli(rest, prog=f"hystax {args.command} {args.experiment}")
 
 
 def _continual(args, rest) -> int:
     from hystax.experiments import continual
 
-    return continual._cli(rest, prog="hystax continual")
+    return continual.cli(rest, prog="hystax continual")
 
 
 def _bench(args, rest) -> int:

@@ -182,6 +182,14 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
         raise
 
 
+def saved_config(agent: str, config: Mapping) -> dict:
+    """A saved run's config dict with the fields it predates filled in as that run used them
+    (the agent module's ``SAVED_DEFAULTS``), not with today's defaults."""
+    from hystax import agents
+
+    return {**getattr(agents.get(agent), "SAVED_DEFAULTS", {}), **config}
+
+
 def _resume(run_dir: Path, *, progress, callback, plots, devices) -> RunResult:
     saved = rundir.read_config(run_dir)
     missing = {"agent", "env", "seeds", "config", "chunk_updates", "checkpoint_every"} - set(saved)
@@ -193,7 +201,8 @@ def _resume(run_dir: Path, *, progress, callback, plots, devices) -> RunResult:
     if not envs.is_registered(saved["env"]):
         raise HystaxError(f"this run's env {saved['env']!r} is not registered in this process; "
                           f"register it (hystax.register) and resume from Python")
-    spec = resolve(saved["agent"], saved["env"], seeds=saved["seeds"], config=saved["config"],
+    spec = resolve(saved["agent"], saved["env"], seeds=saved["seeds"],
+                   config=saved_config(saved["agent"], saved["config"]),
                    env_params=saved.get("env_params") or None, check=False)
     algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
     mesh = sharding.seed_mesh(len(spec.seeds), devices)

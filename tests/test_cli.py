@@ -53,16 +53,20 @@ def test_train_help_lists_config_fields(capsys):
     (["train", "ppo", "--env-param", "gravty=3"], "gravty"),
     (["train", "--resume", "nowhere"], "not a hystax run directory"),
     (["train", "ppo", "--env", "Acrobot-v1", "--preset"], "no preset for 'Acrobot-v1'"),
+    (["icrl", "popgym", "--models", "s6"], "unknown memory model 's6'"),
+    (["icrl", "atari"], "invalid choice: 'atari'"),
     (["plot", "nowhere"], "nowhere"),
     (["train", "ppo", "--memory", "s6"], "unknown memory model 's6'"),
     (["train", "ppo", "--env", "popgym/RepeatPreviousExtreme"],
      "unknown env 'popgym/RepeatPreviousExtreme'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
-    out = _run(*args, "--out-dir", str(tmp_path / "runs")) if args[0] == "train" else _run(*args)
+    out = (_run(*args, "--out-dir", str(tmp_path / "runs")) if args[0] in ("train", "icrl")
+           else _run(*args))
     assert out.returncode == 2, out.stderr[-2000:]
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hystax: error:"), out.stderr[-2000:]
+    assert len(lines) == 1 and ": error: " in lines[0], out.stderr[-2000:]
+    assert lines[0].split(": error: ")[0] in ("hystax", f"hystax {' '.join(args[:2])}")
     assert message in lines[0]
     assert not (tmp_path / "runs").exists()
 

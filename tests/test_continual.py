@@ -84,7 +84,7 @@ def test_continual_mbrl_refuses_mismatched_methods_and_configs():
 ])
 def test_bad_experiment_input_is_one_line(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
-        continual._cli([*args, "--out-dir", str(tmp_path / "out"), "--no-progress"])
+        continual.cli([*args, "--out-dir", str(tmp_path / "out"), "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err, err

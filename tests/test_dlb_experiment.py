@@ -38,7 +38,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, no
                                                             message):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
-        dlb._cli([*args, "--out-dir", str(out)])
+        dlb.cli([*args, "--out-dir", str(out)])
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
     err = captured.err.strip()

@@ -10,10 +10,16 @@ from hystax.experiments import meta_rl, popgym_mmer
 
 
 @pytest.mark.parametrize("main, args, message", [
-    (popgym_mmer._cli, ["--tasks", "RepeatPrevEasy"], "unknown env 'popgym/RepeatPrevEasy'"),
-    (popgym_mmer._cli, ["--models", "s6"], "unknown memory model 's6'"),
-    (meta_rl._cli, ["--env", "CartPole-v1"], "not a meta-RL env"),
-    (meta_rl._cli, ["--models", "none"], "needs memory models"),
+    (popgym_mmer.cli, ["--tasks", "RepeatPrevEasy"], "unknown env 'popgym/RepeatPrevEasy'"),
+    (popgym_mmer.cli, ["--models", "s6"], "unknown memory model 's6'"),
+    (meta_rl.cli, ["--env", "CartPole-v1"], "not a meta-RL env"),
+    (meta_rl.cli, ["--models", "none"], "needs memory models"),
+    (meta_rl.cli, ["--models", "gru", "gru"], "models must be distinct"),
+    (meta_rl.cli, ["--seeds", "0"], "seeds must be a positive"),
+    (meta_rl.cli, ["--total-timesteps", "100"], "smaller than one update"),
+    (popgym_mmer.cli, ["--models", "s5", "s5"], "models must be distinct"),
+    (popgym_mmer.cli, ["--set", "depth", "--models", "s5", "gru"], "need the mlp baseline"),
+    (popgym_mmer.cli, ["--total-timesteps", "100"], "smaller than one update"),
 ])
 def test_bad_input_fails_before_training(tmp_path, capsys, main, args, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -26,41 +32,44 @@ def test_bad_input_fails_before_training(tmp_path, capsys, main, args, message):
 def test_existing_or_unwritable_output_fails_before_training(tmp_path, capsys):
     (tmp_path / "p" / "breadth").mkdir(parents=True)
     with pytest.raises(SystemExit) as exit_info:
-        popgym_mmer._cli(["--out-dir", str(tmp_path / "p")])
+        popgym_mmer.cli(["--out-dir", str(tmp_path / "p")])
     assert exit_info.value.code == 2 and "--resume" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     with pytest.raises(SystemExit) as exit_info:
-        popgym_mmer._cli(["--out-dir", str(tmp_path / "file")])
+        popgym_mmer.cli(["--out-dir", str(tmp_path / "file")])
     assert exit_info.value.code == 2 and "cannot write" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        meta_rl._cli(["--out-dir", str(tmp_path / "file"), "--seeds", "0"])
-    assert exit_info.value.code == 2 and "seeds must be a positive" in capsys.readouterr().err
+        meta_rl.cli(["--out-dir", str(tmp_path / "file")])
+    assert exit_info.value.code == 2 and "cannot write" in capsys.readouterr().err
 
 
-def _curves(jump_at: dict, updates=100, seeds=3, seed=0):
-    """Synthetic results: each model's return steps from -0.5 to 1 at ``jump_at[model]``."""
+def _curves(jump_at: dict, updates=100, seeds=3, seed=0, high=1.0):
+    """Synthetic results: each model's return steps from -0.5 to ``high`` at
+    ``jump_at[model]``, plus noise of standard deviation 0.01."""
     rng = np.random.default_rng(seed)
     steps = np.arange(1, updates + 1) * 2048.0
     out = {}
     for model, at in jump_at.items():
-        level = np.where(np.arange(updates) >= at, 1.0, -0.5)
+        level = np.where(np.arange(updates) >= at, high, -0.5)
         out[model] = (steps, level + 0.01 * rng.normal(size=(seeds, updates)))
     return out
 
 
 def test_steps_to_threshold_table_from_synthetic_curves(tmp_path):
-    results = {"A": _curves({"s5": 20, "gru": 50, "mlp": 10_000}),
-               "B": _curves({"s5": 70, "gru": 30, "mlp": 10_000}, seed=1)}
+    results = {"A": _curves({"s5": 20, "gru": 50, "mlp": 10_000}, high=0.95),
+               "B": _curves({"s5": 70, "gru": 30, "mlp": 10_000}, seed=1, high=0.95)}
     reached = popgym_mmer.threshold_steps(results)
-    # 50% of the way from -0.5 to 1 is 0.25: the 10-update mean gets there 5 updates after
-    # the jump (0.25 = -0.5 + 0.5 * 1.5); 90% (0.85) after 9
+    # thresholds from the MLP's -0.5: 50% -> 0.25, 90% -> 0.85. k updates after the jump the
+    # 10-update mean is -0.5 + 1.45 k / 10: 0.225 at k = 5, 0.37 at k = 6 (the 50% crossing),
+    # 0.805 at k = 9, 0.95 at k = 10 (the 90% one); margins of 0.02 or more against noise
+    # averaging to about 0.002
     steps = results["A"]["s5"][0]
-    assert reached["A"]["s5"] == {0.5: steps[20 + 4], 0.9: steps[20 + 8]}
-    assert reached["B"]["gru"][0.5] == steps[30 + 4]
+    assert reached["A"]["s5"] == {0.5: steps[20 + 5], 0.9: steps[20 + 9]}
+    assert reached["B"]["gru"] == {0.5: steps[30 + 5], 0.9: steps[30 + 9]}
     assert np.isnan(reached["A"]["mlp"][0.5])
     popgym_mmer.write_depth(results, tmp_path, seeds=3, steps=204_800)
     table = (tmp_path / "thresholds.md").read_text()
-    assert "| A | 51k / 59k | 113k / 121k | — / — |" in table
+    assert "| A | 53k / 61k | 115k / 123k | — / — |" in table
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     rows = list(csv.DictReader(open(tmp_path / "thresholds.csv")))
     assert len(rows) == 2 * 3 * 2

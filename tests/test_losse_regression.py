@@ -60,7 +60,7 @@ def test_stream_is_sorted_single_pass_data():
 
 def test_cli_quick_writes_the_outputs(quick, tmp_path, capsys):
     out = tmp_path / "run"
-    assert lr._cli(["--quick", "--out-dir", str(out)], "hystax-test") == 0
+    assert lr.cli(["--quick", "--out-dir", str(out)], "hystax-test") == 0
     assert "| Losse-FTL (single pass) |" in capsys.readouterr().out
     assert {"mse.csv", "summary.json", "regression.png"} <= {p.name for p in out.iterdir()}
     assert (out / "regression.png").stat().st_size > 10_000
@@ -86,7 +86,7 @@ def test_cli_quick_writes_the_outputs(quick, tmp_path, capsys):
 ])
 def test_cli_bad_input_is_one_line(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        lr._cli([*argv, "--out-dir", str(tmp_path / "never")], "hystax-test")
+        lr.cli([*argv, "--out-dir", str(tmp_path / "never")], "hystax-test")
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("hystax-test: error: ") and message in err

@@ -32,7 +32,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, no
                                                             message):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
-        lsd._cli([*args, "--out-dir", str(out), "--no-progress"])
+        lsd.cli([*args, "--out-dir", str(out), "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err, err

@@ -162,6 +162,10 @@ def test_recurrent_runner_with_vmapped_seeds(tmp_path):
     ({"memory": "gru", "num_envs": 6, "num_minibatches": 4}, "whole trajectories"),
     ({"memory": "s5", "state_size": 7}, "even block size"),
     ({"memory": "s4d", "discretization": "euler"}, "unknown discretization"),
+    ({"memory": "s5", "prev_reward_scale": 0.0}, "prev_reward_scale must be positive"),
+    ({"memory": "s5", "prev_reward_scale": float("nan")}, "prev_reward_scale must be positive"),
+    ({"memory": "s5", "glu": "quarter"}, "glu"),
+    ({"memory": "s5", "dt_min": 0.5, "dt_max": 0.1}, "dt_min"),
 ])
 def test_bad_recurrent_configs(overrides, match):
     with pytest.raises(HystaxError, match=match):

@@ -162,3 +162,17 @@ def test_runs_start_from_the_preset_for_the_env_and_memory_model():
     assert plain.config == ppo.Config(memory="s5")  # an explicit config wins
     with pytest.raises(HystaxError, match="unknown memory model 's6'"):
         resolve("ppo", "popgym/RepeatFirstEasy", memory="s6", check=False)
+
+
+def test_a_saved_config_resumes_as_it_ran_not_with_newer_defaults():
+    import dataclasses
+
+    from hystax.agents import ppo
+    from hystax.runner import saved_config
+
+    today = dataclasses.asdict(ppo.Config(memory="s5"))
+    old = {k: v for k, v in today.items() if k not in ppo.SAVED_DEFAULTS}  # an older run
+    filled = saved_config("ppo", old)
+    assert set(filled) == set(today)
+    assert not filled["separate_memory"] and (filled["dt_min"], filled["dt_max"]) == (1e-3, 0.1)
+    assert saved_config("ppo", today) == today  # what a run saved always wins
