@@ -229,7 +229,8 @@ def _train(args, rest) -> int:
 
     config = None  # the runner starts from the agent's preset for the env, if it has one
     if args.preset is not None and module is None:
-        raise HystaxError("--preset needs an agent (a resumed run keeps its own config)")
+        raise HystaxError(f"--{'' if args.preset else 'no-'}preset needs an agent (a resumed run "
+                          "keeps its own config)")
     if args.preset is False:
         config = module.Config()
     elif args.preset:

@@ -91,6 +91,11 @@ class SequenceModel(nn.Module):
       clip_eigs: clamp S5's Re Λ <= -1e-4 (long or unbounded sequences).
       s4d_init: "lin" or "inv".
       layer_norm: pre-LayerNorm in each layer.
+      glu: the SSMs' output mixing after the GELU: "full" (W1 y * sigmoid(W2 y)), "half"
+        (y * sigmoid(W y)) or "none".
+      ffn: expansion of a residual feed-forward sub-layer per layer (0: none).
+      dt_min, dt_max: range of the SSMs' step sizes Δ (log-uniform at init).
+      c_init: S5's C: "complex_normal" or "trunc_normal".
     """
 
     model: str = "s5"
