@@ -150,8 +150,10 @@ class MetaEnv(environment.Environment):
       seed: seed of the task set (``fold_in(PRNGKey(seed), index)`` is task ``index``'s key).
       name: env name (default ``"meta/<inner name>"``).
 
-    ``step`` returns ``terminated=False`` always and ``truncated=True`` when the meta-episode
-    ends (after ``num_trials`` trials, or at ``params.max_steps_in_episode`` steps); ``info``
+    ``step`` returns ``terminated=True`` when the meta-episode's ``num_trials`` trials are
+    done (nothing follows them, so a learner must not bootstrap past them: with CartPole's +1
+    per step, a bootstrapped end makes every state worth the same and leaves PPO no signal) and
+    ``truncated=True`` when it is cut at ``params.max_steps_in_episode`` steps first; ``info``
     adds ``trial_index`` (int32, the trial this step belonged to), ``trial_done`` (bool, this
     step ended a trial), ``inner_terminated``/``inner_truncated`` and ``task_index``. The
     reward is the inner env's reward (float32).
@@ -322,8 +324,8 @@ class MetaEnv(environment.Environment):
                                  state.start_inner, inner)
             inner_obs = jnp.where(trial_done, state.start_obs, inner_obs)
         trial = state.trial + trial_done.astype(jnp.int32)
-        meta_done = jnp.logical_or(trial >= self.num_trials,
-                                   state.time + 1 >= params.max_steps_in_episode)
+        trials_spent = trial >= self.num_trials
+        meta_done = jnp.logical_or(trials_spent, state.time + 1 >= params.max_steps_in_episode)
         # At the meta-episode's end the obs is the last trial's terminal obs (gymnax puts it in
         # info["final_observation"] and then resets the whole meta-episode).
         inner_obs = jnp.where(meta_done, info["final_observation"], inner_obs)
@@ -341,15 +343,16 @@ class MetaEnv(environment.Environment):
             "inner_truncated": jnp.asarray(inner_trunc, bool),
             "task_index": state.task_index,
         }
-        return obs, new_state, reward, jnp.array(False), step_info
+        return obs, new_state, reward, trials_spent, step_info
 
     def is_truncated(self, state: MetaState, params: MetaParams) -> jax.Array:
-        """The meta-episode ends after ``num_trials`` trials or at the step cap."""
-        return jnp.logical_or(state.trial >= self.num_trials,
-                              state.time >= params.max_steps_in_episode)
+        """The step cap cut the meta-episode before its trials were done."""
+        return jnp.logical_and(state.time >= params.max_steps_in_episode,
+                               state.trial < self.num_trials)
 
     def is_terminated(self, state: MetaState, params: MetaParams) -> jax.Array:
-        return jnp.array(False)
+        """The meta-episode's ``num_trials`` trials are done."""
+        return state.trial >= self.num_trials
 
     # --- helpers ---------------------------------------------------------------------------
 

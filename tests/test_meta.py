@@ -284,8 +284,8 @@ def test_scripted_meta_episode_flags_and_previous_action_reward():
         obs, state, reward, terminated, truncated, info = out
         assert int(info["trial_index"]) == expected_index[t] and info["trial_index"].dtype == jnp.int32
         assert bool(info["trial_done"]) == expected_trial_done[t]
-        assert not bool(terminated)
-        assert bool(truncated) == (t == 5), t              # only after the 3rd trial
+        assert bool(terminated) == (t == 5), t             # only after the 3rd trial
+        assert not bool(truncated)                          # no step cap was reached
         if t == 5:   # auto-reset: a new meta-episode with zeroed history and first flag 1
             assert obs[-1] == 1.0 and obs[-2] == 0.0
             np.testing.assert_array_equal(obs[2:6], 0.0)
@@ -312,6 +312,7 @@ def test_step_cap_ends_meta_episode_and_trial_returns_uses_done():
     _, _, outs = _rollout(env, params, [[0.1, 0.0, 0.0]] * 17)
     truncated = np.array([bool(o[4]) for o in outs])
     assert np.flatnonzero(truncated).tolist() == [6, 13]
+    assert not any(bool(o[3]) for o in outs)   # cut short: the trials were never all done
     # a cut meta-episode is no complete one, and done= keeps it apart from the next
     rewards = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
     index = np.array([0, 0, 0, 0, 0, 1, 1])
@@ -400,8 +401,9 @@ def _bandit_run(env, params, policy, num_envs=NUM_ENVS, meta_episodes=3, seed=1)
         obs, state, reward, _, _, info = step(
             jax.random.split(jax.random.fold_in(key, t), num_envs), state,
             jnp.asarray(action, jnp.int32), params)
-        # the meta-episode lasts exactly num_trials trials (one pull each), then reports done
-        assert np.all(np.asarray(info["truncated"]) == (t % env.num_trials == env.num_trials - 1))
+        # the meta-episode lasts exactly num_trials trials (one pull each), then terminates
+        assert np.all(np.asarray(info["terminated"]) == (t % env.num_trials == env.num_trials - 1))
+        assert not np.asarray(info["truncated"]).any()
         rewards.append(reward)
         index.append(info["trial_index"])
         trial_done.append(info["trial_done"])
