@@ -137,7 +137,8 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
         trials = np.arange(1, values.shape[1] + 1)
         ax.plot(trials, mean, marker="o", markersize=3, label=model)
         ax.fill_between(trials, mean - half, mean + half, alpha=0.2, linewidth=0)
-    ax.set(xlabel="trial within meta-episode", ylabel="mean return per trial (held-out tasks)")
+    ax.set(xlabel="trial within meta-episode", ylabel="mean return per trial (held-out tasks)",
+           xticks=np.arange(1, last + 1))
     ax.set_title(f"{env_name}: return per trial on held-out tasks\nmean over {seeds} seeds, "
                  "shaded: 95% Student-t CI", fontsize=10)
     ax.grid(alpha=0.3)
