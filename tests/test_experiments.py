@@ -90,6 +90,20 @@ def test_breadth_tables_normalize_by_the_mlp(tmp_path):
     assert (tmp_path / "iqm.png").is_file() and (tmp_path / "mmer.csv").is_file()
 
 
+def test_a_task_the_mlp_solves_is_left_out_of_the_iqm(tmp_path):
+    results = {t: _curves({"s5": 10, "gru": 60, "mlp": 10_000}, seed=i) for i, t in
+               enumerate("ABC")}
+    steps = results["A"]["s5"][0]
+    solved = np.full((3, steps.size), 0.9999992)  # float32 sums of a perfect episode
+    results["D"] = {"s5": (steps, solved + 7e-8), "gru": (steps, solved), "mlp": (steps, solved)}
+    scores = popgym_mmer.mmer_scores(results)
+    assert popgym_mmer.normalizable_tasks(scores) == ["A", "B", "C"]
+    assert popgym_mmer.normalized_mmer(scores)["s5"].shape == (3, 3)
+    popgym_mmer.write_breadth(results, tmp_path, seeds=3, steps=204_800)
+    assert "IQM over 3 tasks" in (tmp_path / "iqm.md").read_text()
+    assert "left out, as mlp reaches the best return: D" in (tmp_path / "iqm.md").read_text()
+
+
 @pytest.mark.slow
 def test_tiny_popgym_mmer_and_meta_rl_runs(tmp_path):
     results = popgym_mmer.run("breadth", tasks=["RepeatPreviousEasy", "RepeatFirstEasy"],
