@@ -156,7 +156,9 @@ def _train_or_load(task, model, seeds, steps, task_dir: Path, progress):
         metrics = train("ppo", f"popgym/{task}", seeds=seeds, total_timesteps=steps,
                         name=model, out_dir=task_dir, progress=progress,
                         **model_overrides(model)).metrics
-    return np.nanmean(metrics["env_steps"], axis=0), np.asarray(metrics["episode_return"])
+    # float32 as trained: a run read back from metrics.csv gives the same numbers bit for bit
+    return (np.nanmean(metrics["env_steps"], axis=0),
+            np.asarray(metrics["episode_return"], np.float32))
 
 
 def model_overrides(model: str) -> dict:
