@@ -109,12 +109,11 @@ def test_distributed_single_process_run(tmp_path):
     assert (tmp_path / "d" / "metrics.csv").is_file()
 
 
-def test_train_recurrent_ppo_on_popgym_starts_from_its_preset(tmp_path):
-    out = _run("train", "ppo", "--memory", "gru", "--env", "popgym/RepeatPreviousEasy",
-               "--seeds", "2", "--total-timesteps", "4096", "--d-model", "16",
-               "--name", "rp", "--out-dir", str(tmp_path), "--no-progress")
-    assert out.returncode == 0, out.stderr[-3000:]
+def test_train_recurrent_ppo_on_popgym_starts_from_its_preset(tmp_path, capsys):
+    assert main(["train", "ppo", "--memory", "gru", "--env", "popgym/RepeatPreviousEasy",
+                 "--seeds", "2", "--total-timesteps", "4096", "--d-model", "16",
+                 "--name", "rp", "--out-dir", str(tmp_path), "--no-progress"]) == 0
     config = (tmp_path / "rp" / "config.json").read_text()
     assert '"memory": "gru"' in config and '"num_envs": 16' in config  # preset + override
     assert (tmp_path / "rp" / "returns.png").is_file()
-    assert "MMER" in out.stdout
+    assert "MMER" in capsys.readouterr().out

@@ -209,11 +209,12 @@ def test_sequence_model_under_x64_keeps_its_dtypes(x64, name):
     x, starts = _inputs()
     x = x.astype(jnp.float64)
     carry = model.initialize_carry(3)
-    params = model.init(jax.random.PRNGKey(0), carry, (x, starts))
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), carry, (x, starts))
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
-    new_carry, y = model.apply(params, carry, (x, starts))
+    new_carry, y = jax.jit(model.apply)(params, carry, (x, starts))
     assert y.dtype == jnp.float32 and new_carry.dtype == carry.dtype
-    step_carry, y_t = model.apply(params, carry, x[0], starts[0], method="step")
+    step = jax.jit(lambda p, c, x, s: model.apply(p, c, x, s, method="step"))
+    step_carry, y_t = step(params, carry, x[0], starts[0])
     assert y_t.dtype == jnp.float32 and step_carry.dtype == carry.dtype
     np.testing.assert_allclose(y_t, y[0], atol=1e-5)
 

@@ -113,23 +113,24 @@ def test_separate_memories_keep_actor_and_critic_apart(separate):
     assert carry.shape[0] == (2 if separate else 1)
     obs = jax.random.normal(jax.random.PRNGKey(0), (5, 2, 4))
     starts = jnp.zeros((5, 2), bool)
-    params = net.init(jax.random.PRNGKey(1), carry, obs, starts)
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), carry, obs, starts)
+    apply = jax.jit(net.apply)
 
     def perturbed(prefix):
         return jax.tree_util.tree_map_with_path(
             lambda path, x: x + 0.5 if jax.tree_util.keystr(path).startswith(prefix) else x,
             params)
 
-    _, (logits, value) = net.apply(params, carry, obs, starts)
+    _, (logits, value) = apply(params, carry, obs, starts)
     if separate:
-        _, (logits_c, value_c) = net.apply(perturbed("['params']['critic_"), carry, obs, starts)
+        _, (logits_c, value_c) = apply(perturbed("['params']['critic_"), carry, obs, starts)
         np.testing.assert_array_equal(logits_c, logits)
         assert not np.allclose(value_c, value)
-        _, (logits_a, value_a) = net.apply(perturbed("['params']['actor_"), carry, obs, starts)
+        _, (logits_a, value_a) = apply(perturbed("['params']['actor_"), carry, obs, starts)
         np.testing.assert_array_equal(value_a, value)
         assert not np.allclose(logits_a, logits)
     else:
-        _, (logits_m, value_m) = net.apply(perturbed("['params']['memory']"), carry, obs, starts)
+        _, (logits_m, value_m) = apply(perturbed("['params']['memory']"), carry, obs, starts)
         assert not np.allclose(logits_m, logits) and not np.allclose(value_m, value)
 
 
