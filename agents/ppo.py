@@ -61,7 +61,7 @@ class Config:
     ssm_blocks: int = 1
     conj_sym: bool = True
     discretization: str = "zoh"
-    clip_eigs: bool = False
+    clip_eigs: bool = True  # S5: Re Λ <= -1e-4 (learnt Λ can drift unstable otherwise)
     s4d_init: str = "lin"
     layer_norm: bool = True  # pre-LayerNorm in each memory layer
     glu: str = "full"  # SSM output mixing: "full", "half" or "none" GLU after the GELU
@@ -173,7 +173,7 @@ META = {
 }
 """Meta-RL families (their observations already hold the previous action and reward)."""
 MEMORY_BEFORE = dict(layer_norm=False, ssm_lr_scale=1.0, dt_min=1e-3, dt_max=1e-1,
-                     separate_memory=False)
+                     separate_memory=False, clip_eigs=False)
 """The memory defaults before S5 was made to learn (issue 13): the "-before" variants of
 ``hystax bench memory`` and of the POPGym ablation start from these."""
 SAVED_DEFAULTS = dict(dt_min=1e-3, dt_max=1e-1, separate_memory=False, glu="full", ffn=0,

@@ -173,10 +173,13 @@ def make_algorithm(config, env, env_params) -> Algorithm:
                    **episode_metrics(traj.info), **jax.tree.map(jnp.mean, stats)}
         return state, metrics
 
-    def evaluate(params, key, eval_env_params, num_steps: int):
+    def evaluate(params, key, eval_env_params, num_steps: int, reset_on: str | None = None):
         """Run the policy (sampling) from fresh envs for ``num_steps`` steps under
         ``eval_env_params``; returns ``(rewards [T, num_envs], dones [T, num_envs], info)``
-        with the env's own ``info`` entries (e.g. a meta-env's ``trial_index``)."""
+        with the env's own ``info`` entries (e.g. a meta-env's ``trial_index``).
+
+        ``reset_on`` names a boolean ``info`` entry at which the memory is also reset (e.g.
+        ``"trial_done"``: a meta-env policy that forgets between trials), static under jit."""
         key, k_reset = jax.random.split(key)
         obs, env_state = env.reset(k_reset, eval_env_params)
 
@@ -189,7 +192,8 @@ def make_algorithm(config, env, env_params) -> Algorithm:
             obs, env_state, reward, terminated, truncated, info = env.step(
                 k_env, env_state, to_env_action(action), eval_env_params)
             done = jnp.logical_or(terminated, truncated)
-            return (carry, obs, done, env_state, key), (reward, done, info)
+            start = done if reset_on is None else jnp.logical_or(done, info[reset_on])
+            return (carry, obs, start, env_state, key), (reward, done, info)
 
         init = (network.initialize_carry(n_envs), obs, jnp.ones((n_envs,), bool), env_state, key)
         _, (rewards, dones, info) = jax.lax.scan(step, init, None, length=num_steps)

@@ -8,11 +8,13 @@ For each model: ``hystax.train("ppo", env, memory=model)``, which starts from th
 (``ppo.META``; plain ``ppo.Config()`` where there is none, as for meta/Pendulum) with recurrent
 PPO; the memory is reset only at meta-episode boundaries, so it can carry what it learnt across
 trials. Then the trained policies play ``--eval-steps`` steps on ``env.params_for("test")``
-and the per-trial returns of the completed meta-episodes are averaged. Written into
-``<out-dir>/<env>/``: ``trials.csv`` (model, seed, trial, mean return), ``gain.md`` /
-``gain.json`` (trial 1, last trial and the gain last − first, mean and 95% Student-t CI over
-seeds), ``trials.png`` (return per trial), ``returns.png`` (training curves) and each run's
-directory.
+and the per-trial returns of the completed meta-episodes are averaged, twice: with the memory
+carried across trials, as trained, and reset at every trial's start (the control: what the
+memory carries from one trial to the next is worth the difference). Written into
+``<out-dir>/<env>/``: ``trials.csv`` (model, memory, seed, trial, mean return), ``gain.md`` /
+``gain.json`` (trial 1, last trial and the gain last − first, and the last trial with the
+memory reset, mean and 95% Student-t CI over seeds), ``trials.png`` (return per trial),
+``returns.png`` (training curves) and each run's directory.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from hystax.stats import mean_and_t_interval
 DEFAULT_STEPS = 2_000_000  # where the env has no preset to say how long to train
 
 
-def held_out_trial_returns(result, env_name: str, eval_steps: int, key) -> np.ndarray:
-    """``[seeds, num_trials]`` mean return per trial on test-split tasks."""
+def held_out_trial_returns(result, env_name: str, eval_steps: int, key,
+                           reset_each_trial: bool = False) -> np.ndarray:
+    """``[seeds, num_trials]`` mean return per trial on test-split tasks; with
+    ``reset_each_trial`` the memory starts afresh at every trial, not only every meta-episode."""
     from hystax.agents import ppo
     from hystax.envs import make
     from hystax.envs.meta import trial_returns
@@ -45,8 +49,9 @@ def held_out_trial_returns(result, env_name: str, eval_steps: int, key) -> np.nd
     env, params = make(env_name)
     algo = ppo.make_algorithm(result.config, env, params)
     test_params = env.params_for("test")
-    evaluate = jax.jit(jax.vmap(algo.extras["evaluate"], in_axes=(0, 0, None, None)),
-                       static_argnums=3)
+    reset_on = "trial_done" if reset_each_trial else None
+    evaluate = jax.jit(jax.vmap(lambda p, k, e, n: algo.extras["evaluate"](p, k, e, n, reset_on),
+                                in_axes=(0, 0, None, None)), static_argnums=3)
     keys = jax.random.split(key, len(result.seeds))
     rewards, dones, info = evaluate(result.state.params, keys, test_params, eval_steps)
     out = []
@@ -63,7 +68,7 @@ def held_out_trial_returns(result, env_name: str, eval_steps: int, key) -> np.nd
 def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
         total_timesteps=None, eval_steps=2_000, out_dir="runs/meta_rl", progress=True):
     """Train each model on ``env_name``'s train tasks, evaluate per-trial returns on held-out
-    tasks; returns ``{model: [seeds, num_trials]}``."""
+    tasks; returns ``{model: [seeds, num_trials]}`` (memory carried across trials)."""
     from hystax.envs import make
     from hystax.envs.meta import MetaEnv
     from hystax.runner import resolve, train
@@ -87,56 +92,80 @@ def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
     if exp_dir.exists():
         raise HystaxError(f"{exp_dir} already exists; pass another --out-dir")
     make_output_dir(exp_dir)
-    per_model, run_dirs = {}, []
+    per_model, per_model_reset, run_dirs = {}, {}, []
     for model in models:
         result = train("ppo", env_name, seeds=seeds, memory=model, total_timesteps=steps,
                        name=model, out_dir=exp_dir, progress=progress)
-        per_model[model] = held_out_trial_returns(result, env_name, eval_steps,
-                                                  jax.random.PRNGKey(1234))
+        per_model[model], per_model_reset[model] = (
+            held_out_trial_returns(result, env_name, eval_steps, jax.random.PRNGKey(1234), reset)
+            for reset in (False, True))
         run_dirs.append(result.run_dir)
     from hystax.plots import plot_returns
 
     plot_returns(run_dirs, exp_dir / "returns.png", labels=list(models),
                  title=f"{env_name}: training return (train tasks)")
-    write_outputs(per_model, env_name, steps, seeds, exp_dir)
+    write_outputs(per_model, env_name, steps, seeds, exp_dir, per_model_reset)
     return per_model
 
 
-def gain_rows(per_model: dict) -> dict[str, dict[str, tuple[float, float]]]:
-    """``{model: {"first"|"last"|"gain": (mean, 95% half-width)}}`` over seeds."""
-    return {model: {"first": mean_and_t_interval(v[:, 0]),
-                    "last": mean_and_t_interval(v[:, -1]),
-                    "gain": mean_and_t_interval(v[:, -1] - v[:, 0])}
-            for model, v in per_model.items()}
+def gain_rows(per_model: dict, per_model_reset: dict | None = None
+              ) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{model: {"first"|"last"|"gain"[|"last_reset"|"carried_minus_reset"]: (mean, 95%
+    half-width)}}`` over seeds; the last two compare the last trial with the memory reset."""
+    rows = {}
+    for model, v in per_model.items():
+        rows[model] = {"first": mean_and_t_interval(v[:, 0]),
+                       "last": mean_and_t_interval(v[:, -1]),
+                       "gain": mean_and_t_interval(v[:, -1] - v[:, 0])}
+        if per_model_reset is not None:
+            r = per_model_reset[model]
+            rows[model]["last_reset"] = mean_and_t_interval(r[:, -1])
+            rows[model]["carried_minus_reset"] = mean_and_t_interval(v[:, -1] - r[:, -1])
+    return rows
 
 
 def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: int,
-                  out_dir: Path) -> None:
+                  out_dir: Path, per_model_reset: dict | None = None) -> None:
+    """``per_model`` (and ``per_model_reset``, the memory reset every trial): ``{model:
+    [seeds, num_trials]}``."""
     from hystax.figure import new_figure, save_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    memories = {"carried": per_model, **({"reset": per_model_reset} if per_model_reset else {})}
     with open(out_dir / "trials.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["model", "seed", "trial", "mean_return"])
-        for model, values in per_model.items():
-            for s, row in enumerate(values):
-                writer.writerows([model, s, k + 1, f"{v:.6f}"] for k, v in enumerate(row))
+        writer.writerow(["model", "memory", "seed", "trial", "mean_return"])
+        for memory, table in memories.items():
+            for model, values in table.items():
+                for s, row in enumerate(values):
+                    writer.writerows([model, memory, s, k + 1, f"{v:.6f}"]
+                                     for k, v in enumerate(row))
     last = next(iter(per_model.values())).shape[1]
-    rows = gain_rows(per_model)
+    rows = gain_rows(per_model, per_model_reset)
+    columns = [("first", "trial 1"), ("last", f"trial {last}"),
+               ("gain", f"gain (trial {last} − trial 1)")]
+    if per_model_reset:
+        columns += [("last_reset", f"trial {last}, memory reset each trial"),
+                    ("carried_minus_reset", f"trial {last}: carried − reset")]
     lines = [f"{env_name}, held-out (test-split) tasks; {total_timesteps:,} training steps per "
              f"seed; mean and 95% Student-t CI over {seeds} seeds", "",
-             f"| model | trial 1 | trial {last} | gain (trial {last} − trial 1) |",
-             "|---|---:|---:|---:|"]
+             "| model | " + " | ".join(title for _, title in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
     for model, row in rows.items():
         lines.append(f"| {model} | " + " | ".join(
-            f"{m:.3f} ± {h:.3f}" for m, h in (row["first"], row["last"], row["gain"])) + " |")
+            "%.3f ± %.3f" % row[key] for key, _ in columns) + " |")
     fig, axes = new_figure(figsize=(6.0, 4.0))
     ax = axes[0, 0]
-    for model, values in per_model.items():
-        mean, half = mean_and_t_interval(values)
+    for i, (model, values) in enumerate(per_model.items()):
         trials = np.arange(1, values.shape[1] + 1)
-        ax.plot(trials, mean, marker="o", markersize=3, label=model)
-        ax.fill_between(trials, mean - half, mean + half, alpha=0.2, linewidth=0)
+        for memory, table in memories.items():
+            mean, half = mean_and_t_interval(table[model])
+            style = dict(marker="o", linestyle="-") if memory == "carried" else \
+                dict(marker="x", linestyle="--")
+            ax.plot(trials, mean, markersize=3, color=f"C{i}", **style,
+                    label=model if memory == "carried" else f"{model}, memory reset each trial")
+            ax.fill_between(trials, mean - half, mean + half, alpha=0.15, linewidth=0,
+                            color=f"C{i}")
     ax.set(xlabel="trial within meta-episode", ylabel="mean return per trial (held-out tasks)",
            xticks=np.arange(1, last + 1))
     ax.set_title(f"{env_name}: return per trial on held-out tasks\nmean over {seeds} seeds, "
@@ -147,6 +176,9 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
     write_summary(out_dir, "gain", {"env": env_name, "total_timesteps": total_timesteps,
                                     "seeds": seeds, "per_trial": {m: v.tolist() for m, v in
                                                                   per_model.items()},
+                                    **({"per_trial_memory_reset": {
+                                        m: v.tolist() for m, v in per_model_reset.items()}}
+                                       if per_model_reset else {}),
                                     "gain": rows}, "\n".join(lines))
 
 

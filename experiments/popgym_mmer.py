@@ -76,6 +76,7 @@ ABLATIONS = {
     "s5-trunc-c": ("today", dict(c_init="trunc_normal")),
     "s5-shared": ("today", dict(separate_memory=False)),
     "s5-ffn": ("today", dict(ffn=4)),
+    "s5-no-clip": ("today", dict(clip_eigs=False)),
     "s5-no-prev": ("today", dict(prev_action_reward=False)),
     "s5-prev-reward-x50": ("today", dict(prev_reward_scale=50.0)),
     "s5-encoder-128": ("today", dict(encoder_sizes=(128,))),

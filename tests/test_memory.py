@@ -14,7 +14,7 @@ from hystax.agents.memory import (
     reset_aware_loop,
     reset_aware_scan,
 )
-from hystax.agents.memory.ssm import discretize, hippo_n_eig, s5_init
+from hystax.agents.memory.ssm import S5Layer, discretize, hippo_n_eig, s5_init
 
 from hystax.errors import HystaxError
 
@@ -277,3 +277,22 @@ def test_bad_memory_inputs_raise_clear_errors():
         model.apply(params, SequenceModel("gru", d_model=8).initialize_carry(3), (x, starts))
     with pytest.raises(HystaxError, match="carry"):
         model.apply(params, model.initialize_carry(2), (x, starts))  # batch mismatch
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_s5_stays_stable_when_training_pushes_re_lambda_positive(clip):
+    """A 1M-step PPO run drove some Re Λ to +0.76; by default the layer clamps Re Λ <= -1e-4,
+    so |Λ̄| < 1 and the state stays bounded over a long sequence (unclamped, it overflows)."""
+    layer = S5Layer(d_model=4, state_size=8, clip_eigs=clip)
+    x = jnp.ones((200, 1, 4))
+    starts = jnp.zeros((200, 1), bool)
+    carry = jnp.zeros((1, 4), jnp.complex64)
+    params = layer.init(jax.random.PRNGKey(0), carry, x, starts)
+    rng = np.random.default_rng(0)
+    lam_re = rng.uniform(-0.5, 0.8, params["params"]["lambda_re"].shape).astype(np.float32)
+    lam_re[0] = 0.76
+    params = {"params": {**params["params"], "lambda_re": jnp.asarray(lam_re),
+                         "log_step": jnp.zeros(4)}}  # Δ = 1
+    _, y = jax.jit(layer.apply)(params, carry, x, starts)
+    bounded = bool(np.all(np.isfinite(y))) and float(np.abs(y).max()) < 1e5
+    assert bounded == clip

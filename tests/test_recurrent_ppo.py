@@ -178,3 +178,23 @@ def test_memory_model_reads_config():
     model = recurrent_ppo.memory_model(ppo.Config(memory="s4d", memory_layers=3, d_model=16))
     assert (model.model, model.num_layers, model.d_model) == ("s4d", 3, 16)
     assert model.initialize_carry(5).shape == (3, 5, 16 * 32)
+
+
+def test_evaluate_can_reset_the_memory_at_every_trial():
+    """``reset_on="trial_done"``: the same play as the carried memory up to the end of the
+    first trial (same keys), a different one after it, where the memory was wiped."""
+    algo, config = _algorithm("gru", "meta/CartPole")
+    state = algo.init(jax.random.PRNGKey(0), default_hparams(config))
+    weights = jax.tree.map(lambda w: 4.0 * w, state.params)  # a policy that heeds its memory
+    env, params = hystax.make("meta/CartPole")
+    evaluate = jax.jit(algo.extras["evaluate"], static_argnums=(3, 4))
+    key = jax.random.PRNGKey(3)
+    _, _, carried = evaluate(weights, key, params, 200, None)
+    _, _, reset = evaluate(weights, key, params, 200, "trial_done")
+    trial_done = np.asarray(carried["trial_done"])
+    first_end = int(np.argmax(trial_done.any(axis=1)))
+    assert trial_done.any() and first_end < 150
+    for name in ("trial_index", "trial_done"):
+        np.testing.assert_array_equal(np.asarray(reset[name])[:first_end + 1],
+                                      np.asarray(carried[name])[:first_end + 1])
+    assert not np.array_equal(np.asarray(reset["trial_done"]), trial_done)

@@ -104,7 +104,7 @@ class S5Layer(nn.Module):
     blocks: int = 1
     conj_sym: bool = True
     discretization: str = "zoh"
-    clip_eigs: bool = False
+    clip_eigs: bool = True
     dt_min: float = 0.01
     dt_max: float = 1.0
     c_init: str = "complex_normal"

@@ -88,7 +88,8 @@ class SequenceModel(nn.Module):
       blocks: S5's HiPPO-N blocks on the diagonal (divides state_size).
       conj_sym: keep half of S5's conjugate eigenvalue pairs.
       discretization: "zoh" or "bilinear" (SSMs).
-      clip_eigs: clamp S5's Re Λ <= -1e-4 (long or unbounded sequences).
+      clip_eigs: clamp S5's Re Λ <= -1e-4, so that |Λ̄| < 1 however Λ is trained (default;
+        without it a 1M-step PPO run drove Re Λ to +0.76 and its state to inf).
       s4d_init: "lin" or "inv".
       layer_norm: pre-LayerNorm in each layer.
       glu: the SSMs' output mixing after the GELU: "full" (W1 y * sigmoid(W2 y)), "half"
@@ -105,7 +106,7 @@ class SequenceModel(nn.Module):
     blocks: int = 1
     conj_sym: bool = True
     discretization: str = "zoh"
-    clip_eigs: bool = False
+    clip_eigs: bool = True
     s4d_init: str = "lin"
     layer_norm: bool = True
     glu: str = "full"
