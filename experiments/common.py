@@ -61,11 +61,26 @@ def write_summary(out_dir: Path, stem: str, summary: dict, table: str) -> None:
     print(table)
 
 
+class SetInterrupted(Exception):
+    """A run of an experiment set was stopped (Ctrl-C) and saved: the set stops there too."""
+
+
+def stop_set_if_interrupted(result, resume_hint: str):
+    """Raise :class:`SetInterrupted` if ``result`` (a ``RunResult``) was stopped before its end,
+    so that a set of runs does not go on to the next one; returns ``result`` otherwise."""
+    if result.interrupted:
+        raise SetInterrupted(f"interrupted; {result.run_dir} is saved: continue with {resume_hint}")
+    return result
+
+
 def run_or_exit(parser: argparse.ArgumentParser, action: Callable[[], object]) -> int:
     """Run ``action``; a HystaxError ends the program with one line (``prog: error: ...``, exit
-    code 2). Returns 0."""
+    code 2), an interrupted set with one line and exit code 130. Returns 0 otherwise."""
     try:
         action()
     except HystaxError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except SetInterrupted as stop:
+        print(f"{parser.prog}: {stop}")
+        return 130
     return 0

@@ -31,6 +31,7 @@ from hystax.experiments.common import (
     make_output_dir,
     positive_int,
     run_or_exit,
+    stop_set_if_interrupted,
     write_summary,
 )
 from hystax.stats import mean_and_t_interval
@@ -96,6 +97,8 @@ def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
     for model in models:
         result = train("ppo", env_name, seeds=seeds, memory=model, total_timesteps=steps,
                        name=model, out_dir=exp_dir, progress=progress)
+        stop_set_if_interrupted(result, f"hystax train --resume {result.run_dir} (this set "
+                                "is not resumed as a whole)")
         per_model[model], per_model_reset[model] = (
             held_out_trial_returns(result, env_name, eval_steps, jax.random.PRNGKey(1234), reset)
             for reset in (False, True))

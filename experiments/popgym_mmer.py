@@ -42,6 +42,7 @@ from hystax.experiments.common import (
     make_output_dir,
     positive_int,
     run_or_exit,
+    stop_set_if_interrupted,
     write_summary,
 )
 from hystax.stats import (
@@ -92,6 +93,7 @@ BEST_RETURN = 1.0  # POPGym scales every episode return into [-1, 1]
 SOLVED = 1e-3  # an MMER this close to BEST_RETURN has reached it (float32 sums: 0.9999992)
 THRESHOLDS = (0.5, 0.9)
 WINDOW = 10  # updates in the running mean of steps-to-threshold
+RESUME_HINT = "the same command and --resume"
 
 
 def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
@@ -152,11 +154,12 @@ def _train_or_load(task, model, seeds, steps, task_dir: Path, progress):
         metrics = rundir.read_metrics(run_dir) if (run_dir / rundir.METRICS_FILE).exists() else {}
         updates = steps // _steps_per_update(saved["config"])
         if metrics.get("episode_return", np.empty((0, 0))).shape[-1] < updates:
-            metrics = train(resume=run_dir, progress=progress).metrics
+            metrics = stop_set_if_interrupted(train(resume=run_dir, progress=progress),
+                                              RESUME_HINT).metrics
     else:
-        metrics = train("ppo", f"popgym/{task}", seeds=seeds, total_timesteps=steps,
-                        name=model, out_dir=task_dir, progress=progress,
-                        **model_overrides(model)).metrics
+        metrics = stop_set_if_interrupted(train(
+            "ppo", f"popgym/{task}", seeds=seeds, total_timesteps=steps, name=model,
+            out_dir=task_dir, progress=progress, **model_overrides(model)), RESUME_HINT).metrics
     # float32 as trained: a run read back from metrics.csv gives the same numbers bit for bit
     return (np.nanmean(metrics["env_steps"], axis=0),
             np.asarray(metrics["episode_return"], np.float32))

@@ -2,6 +2,7 @@
 figures from synthetic learning curves; tiny runs write their tables (slow)."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,25 @@ def test_existing_or_unwritable_output_fails_before_training(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         meta_rl.cli(["--out-dir", str(tmp_path / "file")])
     assert exit_info.value.code == 2 and "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module, args", [
+    (popgym_mmer, ["--tasks", "RepeatPreviousEasy", "--models", "s5", "mlp"]),
+    (meta_rl, ["--models", "gru", "mlp"]),
+])
+def test_a_stopped_run_stops_the_whole_set(module, args, tmp_path, monkeypatch, capsys):
+    """Ctrl-C saves the running run and ends the set (exit 130), not only that run."""
+    from hystax import runner
+
+    calls = []
+
+    def stopped_run(*a, name=None, out_dir=None, **kw):
+        calls.append(name)
+        return runner.RunResult(Path(out_dir) / name, None, {}, None, [0], interrupted=True)
+
+    monkeypatch.setattr(runner, "train", stopped_run)
+    assert module.cli([*args, "--out-dir", str(tmp_path), "--no-progress"]) == 130
+    assert len(calls) == 1 and "interrupted" in capsys.readouterr().out
 
 
 def _curves(jump_at: dict, updates=100, seeds=3, seed=0, high=1.0):
@@ -102,6 +122,23 @@ def test_a_task_the_mlp_solves_is_left_out_of_the_iqm(tmp_path):
     popgym_mmer.write_breadth(results, tmp_path, seeds=3, steps=204_800)
     assert "IQM over 3 tasks" in (tmp_path / "iqm.md").read_text()
     assert "left out, as mlp reaches the best return: D" in (tmp_path / "iqm.md").read_text()
+
+
+def test_meta_gain_tables_compare_carried_and_reset_memory(tmp_path):
+    rng = np.random.default_rng(0)
+    carried = {"s5": rng.normal(50, 5, (3, 4)), "gru": rng.normal(60, 5, (3, 4))}
+    reset = {m: v - rng.uniform(0, 10, (3, 4)) for m, v in carried.items()}
+    rows = meta_rl.gain_rows(carried, reset)
+    for model, v in carried.items():
+        np.testing.assert_allclose(rows[model]["gain"][0], (v[:, -1] - v[:, 0]).mean())
+        np.testing.assert_allclose(rows[model]["carried_minus_reset"][0],
+                                   (v[:, -1] - reset[model][:, -1]).mean())
+        assert rows[model]["carried_minus_reset"][0] > 0
+    meta_rl.write_outputs(carried, "meta/CartPole", 1000, 3, tmp_path, reset)
+    trials = list(csv.DictReader(open(tmp_path / "trials.csv")))
+    assert len(trials) == 2 * 2 * 3 * 4 and {r["memory"] for r in trials} == {"carried", "reset"}
+    assert "trial 4: carried − reset" in (tmp_path / "gain.md").read_text()
+    assert (tmp_path / "trials.png").is_file()
 
 
 @pytest.mark.slow
