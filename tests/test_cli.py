@@ -109,6 +109,7 @@ def test_distributed_single_process_run(tmp_path):
     assert (tmp_path / "d" / "metrics.csv").is_file()
 
 
+@pytest.mark.slow  # the preset's resolution: test_runner, in the default run
 def test_train_recurrent_ppo_on_popgym_starts_from_its_preset(tmp_path, capsys):
     assert main(["train", "ppo", "--memory", "gru", "--env", "popgym/RepeatPreviousEasy",
                  "--seeds", "2", "--total-timesteps", "4096", "--d-model", "16",

@@ -201,7 +201,7 @@ def test_sequence_model_parallel_equals_stepping(name, kwargs):
         assert not np.allclose(y_a[:4], y_b[:4], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["s5", "s4d", "gru"])
+@pytest.mark.parametrize("name", ["s5", "s4d"])
 def test_sequence_model_under_x64_keeps_its_dtypes(x64, name):
     """With ``jax_enable_x64`` on, float64 inputs still give float32 outputs and a carry of
     the documented dtype, sequence and step alike (the layer scan needs equal carry types)."""
@@ -287,7 +287,7 @@ def test_s5_stays_stable_when_training_pushes_re_lambda_positive(clip):
     x = jnp.ones((200, 1, 4))
     starts = jnp.zeros((200, 1), bool)
     carry = jnp.zeros((1, 4), jnp.complex64)
-    params = layer.init(jax.random.PRNGKey(0), carry, x, starts)
+    params = jax.jit(layer.init)(jax.random.PRNGKey(0), carry, x, starts)
     rng = np.random.default_rng(0)
     lam_re = rng.uniform(-0.5, 0.8, params["params"]["lambda_re"].shape).astype(np.float32)
     lam_re[0] = 0.76
