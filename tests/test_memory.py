@@ -201,7 +201,7 @@ def test_sequence_model_parallel_equals_stepping(name, kwargs):
         assert not np.allclose(y_a[:4], y_b[:4], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["s5", "s4d"])
+@pytest.mark.parametrize("name", ["s5", pytest.param("s4d", marks=pytest.mark.slow)])
 def test_sequence_model_under_x64_keeps_its_dtypes(x64, name):
     """With ``jax_enable_x64`` on, float64 inputs still give float32 outputs and a carry of
     the documented dtype, sequence and step alike (the layer scan needs equal carry types)."""
@@ -279,7 +279,7 @@ def test_bad_memory_inputs_raise_clear_errors():
         model.apply(params, model.initialize_carry(2), (x, starts))  # batch mismatch
 
 
-@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("clip", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_s5_stays_stable_when_training_pushes_re_lambda_positive(clip):
     """A 1M-step PPO run drove some Re Λ to +0.76; by default the layer clamps Re Λ <= -1e-4,
     so |Λ̄| < 1 and the state stays bounded over a long sequence (unclamped, it overflows)."""

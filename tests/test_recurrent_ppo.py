@@ -100,7 +100,7 @@ def test_replay_from_rollout_carry_and_truncation_bootstrap(memory):
         np.testing.assert_allclose(final_values[t], v[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("separate", [True, False])
+@pytest.mark.parametrize("separate", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_separate_memories_keep_actor_and_critic_apart(separate):
     """With separate memories the policy does not read the critic's parameters (and the
     values not the actor's); with a shared trunk both read the one memory."""
@@ -180,6 +180,7 @@ def test_memory_model_reads_config():
     assert model.initialize_carry(5).shape == (3, 5, 16 * 32)
 
 
+@pytest.mark.slow  # two compiles of a meta-env evaluation (20 s)
 def test_evaluate_can_reset_the_memory_at_every_trial():
     """``reset_on="trial_done"``: the same play as the carried memory up to the end of the
     first trial (same keys), another one after it, where the memory was wiped (continuous
