@@ -171,6 +171,7 @@ META = {
                                          prev_action_reward=False, reward_scale=0.1,
                                          ent_coef=0.01, gae_lambda=0.95),
 }
+META["meta/CartPole-SameStart"] = META["meta/CartPole"]
 """Meta-RL families (their observations already hold the previous action and reward)."""
 MEMORY_BEFORE = dict(layer_norm=False, ssm_lr_scale=1.0, dt_min=1e-3, dt_max=1e-1,
                      separate_memory=False, clip_eigs=False)

@@ -30,8 +30,8 @@ params in the two outer 20% tails. The split and the task count live in :class:`
 
 >>> test_params = env.params_for("test")          # held-out tasks, same env, no recompile
 
-Registered families (see :func:`register_all`): ``meta/CartPole``, ``meta/Pendulum``,
-``meta/BernoulliBandit``. :func:`trial_returns` turns a reward stream into per-trial returns.
+Registered families (see :func:`register_all`): ``meta/CartPole``,
+``meta/CartPole-SameStart``, ``meta/Pendulum``, ``meta/BernoulliBandit``. :func:`trial_returns` turns a reward stream into per-trial returns.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ __all__ = [
     "MetaState",
     "bandit_family",
     "cartpole_family",
+    "cartpole_same_start_family",
     "orthogonal",
     "pendulum_family",
     "register_all",
@@ -567,7 +568,8 @@ def _sample_bandit(num_arms: int, pulls_per_trial: int) -> SampleParams:
 
 def cartpole_family(*, split: str = "train", num_trials: int = 4, trial_steps: int = 200,
                     obs_dim: int | None = None, same_start: bool = False,
-                    num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0) -> MetaEnv:
+                    num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0,
+                    name: str = "meta/CartPole") -> MetaEnv:
     """``meta/CartPole``: gymnax CartPole-v1 with random pole length, pole/cart mass and force
     (``CARTPOLE_RANGES``; test split from the held-out tails) and a random orthogonal
     projection of the 4-d observation; ``num_trials`` trials of at most ``trial_steps``."""
@@ -575,7 +577,18 @@ def cartpole_family(*, split: str = "train", num_trials: int = 4, trial_steps: i
             f"meta/CartPole: trial_steps must be a positive int, got {trial_steps!r}")
     return MetaEnv(CartPole(), _sample_cartpole(int(trial_steps)), num_trials=num_trials,
                    project_obs=True, project_actions=False, obs_dim=obs_dim, split=split,
-                   num_tasks=num_tasks, same_start=same_start, seed=seed, name="meta/CartPole")
+                   num_tasks=num_tasks, same_start=same_start, seed=seed, name=name)
+
+
+def cartpole_same_start_family(*, split: str = "train", num_trials: int = 16,
+                               trial_steps: int = 200, obs_dim: int | None = None,
+                               num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0) -> MetaEnv:
+    """``meta/CartPole-SameStart``: ``meta/CartPole`` with 16 trials that all start from the
+    meta-reset's state (popjaxrl's meta-CartPole setting), so what one trial teaches about
+    the task replays in the next."""
+    return cartpole_family(split=split, num_trials=num_trials, trial_steps=trial_steps,
+                           obs_dim=obs_dim, same_start=True, num_tasks=num_tasks, seed=seed,
+                           name="meta/CartPole-SameStart")
 
 
 def pendulum_family(*, split: str = "train", num_trials: int = 4, trial_steps: int = 200,
@@ -607,13 +620,15 @@ def bandit_family(*, split: str = "train", num_arms: int = 5, num_trials: int = 
 
 FAMILIES: dict[str, Callable[..., MetaEnv]] = {
     "meta/CartPole": cartpole_family,
+    "meta/CartPole-SameStart": cartpole_same_start_family,
     "meta/Pendulum": pendulum_family,
     "meta/BernoulliBandit": bandit_family,
 }
 
 
 def register_all() -> None:
-    """Register ``meta/CartPole``, ``meta/Pendulum`` and ``meta/BernoulliBandit`` (idempotent)."""
+    """Register the :data:`FAMILIES` (``meta/CartPole``, ``meta/CartPole-SameStart``,
+    ``meta/Pendulum``, ``meta/BernoulliBandit``); idempotent."""
     from hystax.envs.registry import is_registered, register
     for name, factory in FAMILIES.items():
         if not is_registered(name):

@@ -38,6 +38,14 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def number(name: str, value) -> float:
+    """``value`` (a number or a string of one) as a float; ranges are the config's to check."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise HystaxError(f"{name} must be a number, got {value!r}") from None
+
+
 def make_output_dir(path: Path) -> Path:
     """Create ``path`` (and its parents) or raise a one-line HystaxError, before any compute."""
     path = Path(path)

@@ -2,7 +2,7 @@
 return of each trial on held-out (test-split) tasks.
 
 ``hystax icrl meta [--env meta/BernoulliBandit] [--models s5 gru mlp] [--seeds 3]
-[--total-timesteps N] [--eval-steps N] [--out-dir runs/meta_rl]``
+[--total-timesteps N] [--gamma G] [--eval-steps N] [--out-dir runs/meta_rl]``
 
 For each model: ``hystax.train("ppo", env, memory=model)``, which starts from the env's preset
 (``ppo.META``; plain ``ppo.Config()`` where there is none, as for meta/Pendulum) with recurrent
@@ -29,6 +29,7 @@ from hystax.errors import HystaxError, require
 from hystax.experiments.common import (
     OneLineParser,
     make_output_dir,
+    number,
     positive_int,
     run_or_exit,
     stop_set_if_interrupted,
@@ -67,9 +68,11 @@ def held_out_trial_returns(result, env_name: str, eval_steps: int, key,
 
 
 def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
-        total_timesteps=None, eval_steps=2_000, out_dir="runs/meta_rl", progress=True):
+        total_timesteps=None, eval_steps=2_000, out_dir="runs/meta_rl", progress=True,
+        gamma=None):
     """Train each model on ``env_name``'s train tasks, evaluate per-trial returns on held-out
-    tasks; returns ``{model: [seeds, num_trials]}`` (memory carried across trials)."""
+    tasks; returns ``{model: [seeds, num_trials]}`` (memory carried across trials).
+    ``gamma``: PPO's discount (default: the preset's)."""
     from hystax.envs import make
     from hystax.envs.meta import MetaEnv
     from hystax.runner import resolve, train
@@ -85,18 +88,21 @@ def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
     steps = positive_int("total_timesteps", total_timesteps
                          or (preset.total_timesteps if preset else DEFAULT_STEPS))
     require(len(set(models)) == len(models), f"models must be distinct, got {list(models)}")
+    overrides = {"total_timesteps": steps}
+    if gamma is not None:
+        overrides["gamma"] = number("gamma", gamma)
     for model in models:
         require(model != "none", "meta_rl needs memory models (s5, s4d, gru, lstm, mlp)")
         # unknown model, or a budget below one update: HystaxError, now
-        resolve("ppo", env_name, memory=model, total_timesteps=steps, check=False)
+        resolve("ppo", env_name, memory=model, check=False, **overrides)
     exp_dir = Path(out_dir) / env_name.split("/")[-1]
     if exp_dir.exists():
         raise HystaxError(f"{exp_dir} already exists; pass another --out-dir")
     make_output_dir(exp_dir)
     per_model, per_model_reset, run_dirs = {}, {}, []
     for model in models:
-        result = train("ppo", env_name, seeds=seeds, memory=model, total_timesteps=steps,
-                       name=model, out_dir=exp_dir, progress=progress)
+        result = train("ppo", env_name, seeds=seeds, memory=model, name=model,
+                       out_dir=exp_dir, progress=progress, **overrides)
         stop_set_if_interrupted(result, f"hystax train --resume {result.run_dir} (this set "
                                 "is not resumed as a whole)")
         per_model[model], per_model_reset[model] = (
@@ -194,6 +200,7 @@ def cli(argv: list[str] | None = None, prog: str = "hystax icrl meta") -> int:
     parser.add_argument("--seeds", default=3, help="seeds per model, vmapped (default: 3)")
     parser.add_argument("--total-timesteps", help="env steps per seed (default: the env's "
                         "preset's: 300k for meta/BernoulliBandit, 2M otherwise)")
+    parser.add_argument("--gamma", help="PPO's discount (default: the env's preset's, 0.99)")
     parser.add_argument("--eval-steps", default=2_000,
                         help="held-out evaluation steps per env (default: 2000)")
     parser.add_argument("--out-dir", default="runs/meta_rl",
@@ -202,7 +209,7 @@ def cli(argv: list[str] | None = None, prog: str = "hystax icrl meta") -> int:
     args = parser.parse_args(argv)
     return run_or_exit(parser, lambda: run(
         args.env, args.models, args.seeds, args.total_timesteps, args.eval_steps, args.out_dir,
-        not args.no_progress))
+        not args.no_progress, args.gamma))
 
 
 if __name__ == "__main__":
