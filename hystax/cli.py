@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except HystaxError as err:
         print(f"hystax: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`hystax list | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,8 +173,13 @@ def _list(args, rest) -> int:
 
     from hystax.agents.bandits import ALGORITHMS
 
+    from hystax.agents.memory import MODELS
+
     print("agents:")
     for name in agents.names():
+        print(f"  {name}")
+    print("memory models (hystax train ppo --memory ...):")
+    for name in MODELS:
         print(f"  {name}")
     from hystax.agents.bandits.lsd import ALGORITHMS as LSD_ALGORITHMS
 
@@ -330,15 +340,23 @@ def _plot(args, rest) -> int:
 
 def _add_experiment_group(sub, command: str, help: str, usage: str) -> None:
     """``hystax COMMAND EXPERIMENT [its own flags]``: the experiment parses the rest itself."""
-    p = sub.add_parser(command, add_help=False, help=help, usage=usage)
-    p.add_argument("experiment", choices=list(EXPERIMENT_GROUPS[command]),
+    p = sub.add_parser(command, add_help=False, help=help, usage=usage,
+                       description=f"{help[0].upper()}{help[1:]}. Each experiment's own flags: "
+                                   f"hystax {command} EXPERIMENT --help.")
+    p.add_argument("experiment", nargs="?", choices=list(EXPERIMENT_GROUPS[command]),
                    help="which experiment")
-    p.set_defaults(func=_experiment)
+    p.set_defaults(func=_experiment, group_parser=p)
 
 
 def _experiment(args, rest) -> int:
     import importlib
 
+    if args.experiment is None:  # `hystax icrl --help` is help; `hystax icrl` names nothing
+        if {"-h", "--help"} & set(rest):
+            args.group_parser.print_help()
+            return 0
+        args.group_parser.error("name an experiment: "
+                                f"{', '.join(EXPERIMENT_GROUPS[args.command])}")
     module = EXPERIMENT_GROUPS[args.command][args.experiment]
     experiment = importlib.import_module(f"hystax.experiments.{module}")
     return experiment.cli(rest, prog=f"hystax {args.command} {args.experiment}")

@@ -14,14 +14,21 @@ class HystaxError(ValueError):
     """
 
 
+MAX_LISTED = 12  # longer lists of valid names are left to `hystax list`
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> HystaxError:
-    """An error for an unknown ``kind`` (env, agent, ...) that suggests close matches."""
+    """An error for an unknown ``kind`` (env, agent, ...) that suggests close matches and
+    lists the valid names when there are at most ``MAX_LISTED``."""
     choices = sorted(choices)
+    name = str(name)
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     if not close:  # case-insensitive prefix matches help with e.g. "cartpole"
         close = [c for c in choices if c.lower().startswith(name.lower()[:4])][:3]
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return HystaxError(f"unknown {kind} {name!r}{hint} (`hystax list` shows all)")
+    valid = (f"valid: {', '.join(choices)}" if len(choices) <= MAX_LISTED
+             else "`hystax list` shows all")
+    return HystaxError(f"unknown {kind} {name!r}{hint} ({valid})")
 
 
 def require(condition: bool, message: str) -> None:

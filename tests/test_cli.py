@@ -1,5 +1,6 @@
 """The `hystax` command line: fast help, list, train/plot end to end, one-line errors."""
 
+import os
 import subprocess
 import sys
 
@@ -57,6 +58,8 @@ def test_train_help_lists_config_fields(capsys):
     (["icrl", "atari"], "invalid choice: 'atari'"),
     (["plot", "nowhere"], "nowhere"),
     (["train", "ppo", "--memory", "s6"], "unknown memory model 's6'"),
+    (["train", "ppo", "--memory", "foo"], "(valid: gru, lstm, mlp, s4d, s5)"),
+    (["bandit"], "name an experiment: dlb, lsd"),
     (["train", "ppo", "--env", "popgym/RepeatPreviousExtreme"],
      "unknown env 'popgym/RepeatPreviousExtreme'"),
 ])
@@ -69,6 +72,32 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     assert lines[0].split(": error: ")[0] in ("hystax", f"hystax {' '.join(args[:2])}")
     assert message in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("group", ["bandit", "losse", "icrl"])
+def test_experiment_group_help_exits_0(group):
+    out = _run(group, "--help")
+    assert out.returncode == 0 and out.stderr == "", out.stderr[-2000:]
+    assert f"hystax {group} EXPERIMENT --help" in " ".join(out.stdout.split())
+
+
+def test_list_into_a_closed_pipe_ends_quietly():
+    """`hystax list | head -1`: the reader is gone before the first write; no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    out = subprocess.run([sys.executable, "-m", "hystax.cli", "list"], stdout=write_end,
+                         stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write_end)
+    assert out.returncode == 1 and out.stderr == "", out.stderr[-2000:]
+
+
+def test_list_names_the_memory_models(capsys):
+    from hystax.agents.memory import MODELS
+
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    section = text.split("memory models")[1].split(":", 1)[1]
+    assert all(f"  {m}\n" in section for m in MODELS)
 
 
 def test_train_then_plot_end_to_end(tmp_path):

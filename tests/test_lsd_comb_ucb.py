@@ -257,3 +257,13 @@ def test_too_many_sequences():
     with pytest.raises(HystaxError, match="above the limit"):
         run_seeds(comb_ucb1(18), lsd.preset("laforgue-supp"), 1, 36)  # 2^18
     assert comb_ucb.sequences(2, 17).shape == (2 ** 17, 17)  # the limit itself is fine
+
+
+def test_every_lsd_learner_factory_has_a_usable_default():
+    """``ALGORITHMS[name]()`` builds the learner with the main experiment's block length."""
+    from hystax.agents.bandits.api import Policy
+    from hystax.agents.bandits.lsd import ALGORITHMS, DEFAULT_BLOCK
+
+    for name, factory in ALGORITHMS.items():
+        policy, explicit = factory(), factory(DEFAULT_BLOCK)
+        assert isinstance(policy, Policy) and policy.name == explicit.name, name

@@ -30,6 +30,7 @@ from hystax.agents.bandits.lsd.runner import LSDInfo, LSDRunResult, make_info, r
 
 __all__ = [
     "ALGORITHMS",
+    "DEFAULT_BLOCK",
     "LPSolution",
     "LSDInfo",
     "LSDRunResult",
@@ -54,12 +55,15 @@ __all__ = [
     "ucb1",
 ]
 
+DEFAULT_BLOCK = 3  # d of Laforgue et al.'s main experiment
+
 ALGORITHMS = {
-    "lp-rounding-ucb": lambda block: lp_rounding_ucb(),
-    "isi-comb-ucb1": lambda block: isi_comb_ucb1(block + 1),
-    "comb-ucb1": lambda block: comb_ucb1(block),
-    "ucb1": lambda block: ucb1(),
-    "thompson": lambda block: thompson(),
+    "lp-rounding-ucb": lambda block=DEFAULT_BLOCK: lp_rounding_ucb(),
+    "isi-comb-ucb1": lambda block=DEFAULT_BLOCK: isi_comb_ucb1(block + 1),
+    "comb-ucb1": lambda block=DEFAULT_BLOCK: comb_ucb1(block),
+    "ucb1": lambda block=DEFAULT_BLOCK: ucb1(),
+    "thompson": lambda block=DEFAULT_BLOCK: thompson(),
 }
 """Learner name -> constructor taking the block length d of Laforgue et al.'s experiments
-(CombUCB1 plays blocks of d rounds, ISI-CombUCB1 blocks of d + 1; the others ignore it)."""
+(default :data:`DEFAULT_BLOCK`; CombUCB1 plays blocks of d rounds, ISI-CombUCB1 blocks of
+d + 1; the others ignore it)."""
