@@ -16,12 +16,14 @@ the train state, so a population of learning rates is just a vmap over ``hparams
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hystax.errors import HystaxError
 
@@ -64,6 +66,33 @@ def make_train_from(algorithm: Algorithm, config) -> Callable:
                             length=algorithm.num_updates)
 
     return train
+
+
+def check_field_types(config) -> None:
+    """Raise :class:`HystaxError` for a field whose value is not of its default's kind: a
+    bool for a bool, a real number (not a bool) for a number, a str for a str, numbers (or one
+    number) for a tuple of numbers. Ranges are the config's own ``__post_init__``'s to check."""
+    for f in dataclasses.fields(config):
+        value, default = getattr(config, f.name), f.default
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, (bool, np.bool_)), "True or False"
+        elif isinstance(default, (int, float)):
+            ok, kind = _is_number(value), "a number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        elif isinstance(default, tuple) and all(_is_number(x) for x in default):
+            ok = _is_number(value) or (isinstance(value, (tuple, list))
+                                       and all(_is_number(x) for x in value))
+            kind = "a list of numbers"
+        else:
+            continue
+        if not ok:
+            raise HystaxError(f"{type(config).__name__}.{f.name} must be {kind}, "
+                              f"got {value!r}")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
 def replace_config(config, overrides: Mapping[str, Any]):

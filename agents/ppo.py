@@ -24,12 +24,14 @@ import numpy as np
 import optax
 from gymnax.environments import spaces
 
-from hystax.agents.api import Algorithm, make_train_from
+from hystax.agents.api import Algorithm, check_field_types, make_train_from
 from hystax.agents.memory import validate_memory
 from hystax.agents.networks import ACTIVATIONS, ActorCritic
 from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation, PreviousActionReward
 from hystax.errors import HystaxError, require
 
+
+MAX_TIMESTEPS = 2**31 - 1  # env-step counters are int32
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -78,12 +80,16 @@ class Config:
         "reward_scale", "ssm_lr_scale")
 
     def __post_init__(self):
+        check_field_types(self)
         for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs",
                      "num_minibatches", "memory_layers", "d_model", "state_size", "ssm_blocks"):
             value = getattr(self, name)
             require(float(value).is_integer() and value > 0,
                     f"{name} must be a positive integer, got {value}")
             object.__setattr__(self, name, int(value))  # 1e6 from Python or JSON -> 1000000
+        require(self.total_timesteps <= MAX_TIMESTEPS,
+                f"total_timesteps must be at most 2**31 - 1 = {MAX_TIMESTEPS:,} (int32 step "
+                f"counters), got {self.total_timesteps:g}")
         for name in ("hidden_sizes", "encoder_sizes"):
             value = getattr(self, name)
             sizes = (value,) if np.ndim(value) == 0 else value

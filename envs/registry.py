@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import gymnax
+import numpy as np
 
 from hystax.errors import HystaxError, require, unknown_name
 
@@ -90,12 +92,28 @@ def override_params(name: str, params: Any, overrides: dict[str, Any]) -> Any:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise HystaxError(f"unknown parameter {field!r} for env {name!r}{hint} "
                               f"(valid: {', '.join(sorted(defaults))})")
-    return params.replace(**{k: _like(defaults[k], v) for k, v in overrides.items()})
+    return params.replace(**{k: _checked(name, k, defaults[k], v) for k, v in overrides.items()})
 
 
-def _like(default: Any, value: Any) -> Any:
-    """``value`` as a float where the default is a float (keeps params dtypes stable under jit)."""
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+def _checked(env_name: str, field: str, default: Any, value: Any) -> Any:
+    """``value`` checked against the kind of the field's default (bool, int, finite float;
+    ``max_steps_in_episode`` positive), as a float where the default is a float (keeps the
+    params' dtypes stable under jit); fields of other kinds pass unchecked."""
+    where = f"env {env_name!r} parameter {field}"
+    is_bool = isinstance(value, (bool, np.bool_))
+    if isinstance(default, (bool, np.bool_)):
+        require(is_bool, f"{where} must be True or False, got {value!r}")
+        return bool(value)
+    if isinstance(default, (int, np.integer)):
+        integral = isinstance(value, (int, np.integer)) or (
+            isinstance(value, (float, np.floating)) and float(value).is_integer())
+        require(integral and not is_bool, f"{where} must be an integer, got {value!r}")
+        require(field != "max_steps_in_episode" or value >= 1,
+                f"{where} must be positive, got {value!r}")
+        return int(value)
+    if isinstance(default, (float, np.floating)):
+        require(isinstance(value, numbers.Real) and not is_bool and np.isfinite(value),
+                f"{where} must be a finite number, got {value!r}")
         return float(value)
     return value
 

@@ -72,7 +72,10 @@ def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | 
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     config = replace_config(config, overrides) if overrides else config
 
-    if isinstance(seeds, (int, np.integer)):
+    require(_is_int(seeds) or (isinstance(seeds, (Sequence, np.ndarray))
+                               and not isinstance(seeds, str) and all(_is_int(s) for s in seeds)),
+            f"seeds must be a positive int or a list of non-negative ints, got {seeds!r}")
+    if _is_int(seeds):
         require(seeds > 0, f"seeds must be positive, got {seeds}")
         seeds = list(range(int(seeds)))
     seeds = sorted(int(s) for s in seeds)  # rows of metrics follow this order
@@ -86,6 +89,9 @@ def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | 
         env_obj, params = envs.make(env, **env_overrides)
         custom = env not in _gymnax_names()  # gymnax's own envs are trusted
     else:
+        require(all(hasattr(env, a) for a in ("reset", "step", "default_params")),
+                f"env must be a registered name or a gymnax-style env (reset, step, "
+                f"default_params), got {type(env).__name__}")
         env_obj, env_name = env, getattr(env, "name", type(env).__name__)
         params = envs.registry.override_params(env_name, env_obj.default_params, env_overrides)
         custom = True
@@ -101,6 +107,10 @@ def default_config(module, env_name: str, overrides: Mapping | None = None):
     preset = getattr(module, "preset", None)
     config = preset(env_name, dict(overrides or {})) if preset is not None else None
     return module.Config() if config is None else config
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def _gymnax_names() -> set[str]:
@@ -152,6 +162,9 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
         return _resume(Path(resume), progress=progress, callback=callback, plots=plots,
                        devices=devices)
     require(checkpoint_every > 0, f"checkpoint_every must be positive, got {checkpoint_every}")
+    require(name is None or (isinstance(name, str) and name not in ("", ".", "..")
+                             and not any(c in name for c in "/\\")),
+            f"name must be a folder name without '/', '\\' or '..', got {name!r}")
     spec = resolve(agent, env, seeds=seeds, config=config, env_params=env_params, check=check,
                    **overrides)
     algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)

@@ -122,6 +122,18 @@ def test_ctrl_c_saves_a_checkpoint_and_stops(tmp_path):
     (dict(seeds=0), "seeds must be positive"),
     (dict(learning_rate=1e-3), "has no field 'learning_rate'"),
     (dict(env_params={"gravty": 9.0}), "gravty"),
+    (dict(seeds=2.5), "seeds must be a positive int or a list"),
+    (dict(seeds=[0, True]), "seeds must be a positive int or a list"),
+    (dict(lr="fast"), r"Config.lr must be a number, got 'fast'"),
+    (dict(anneal_lr=1), "Config.anneal_lr must be True or False"),
+    (dict(hidden_sizes="64"), "hidden_sizes must be a list of numbers"),
+    (dict(env=object()), "env must be a registered name or a gymnax-style env"),
+    (dict(total_timesteps=1e30), r"total_timesteps must be at most 2\*\*31 - 1"),
+    (dict(name="../x"), "name must be a folder name"),
+    (dict(name="a/b"), "name must be a folder name"),
+    (dict(env_params={"max_steps_in_episode": -5}), "max_steps_in_episode must be positive"),
+    (dict(env_params={"gravity": "heavy"}), "gravity must be a finite number"),
+    (dict(env_params={"gravity": float("nan")}), "gravity must be a finite number"),
 ])
 def test_bad_input_raises_and_writes_nothing(tmp_path, kwargs, message):
     args = dict(agent="ppo", env="CartPole-v1", out_dir=tmp_path / "runs", **QUIET)
