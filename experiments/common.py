@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from hystax.errors import HystaxError, require
+from hystax.stopping import exit_code_of
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -70,25 +71,31 @@ def write_summary(out_dir: Path, stem: str, summary: dict, table: str) -> None:
 
 
 class SetInterrupted(Exception):
-    """A run of an experiment set was stopped (Ctrl-C) and saved: the set stops there too."""
+    """A run of an experiment set was stopped (Ctrl-C, SIGTERM) and saved: the set stops there
+    too; ``exit_code`` is 128 + the signal (130 for Ctrl-C)."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def stop_set_if_interrupted(result, resume_hint: str):
     """Raise :class:`SetInterrupted` if ``result`` (a ``RunResult``) was stopped before its end,
     so that a set of runs does not go on to the next one; returns ``result`` otherwise."""
     if result.interrupted:
-        raise SetInterrupted(f"interrupted; {result.run_dir} is saved: continue with {resume_hint}")
+        raise SetInterrupted(f"interrupted; {result.run_dir} is saved: continue with {resume_hint}",
+                             exit_code_of(result))
     return result
 
 
 def run_or_exit(parser: argparse.ArgumentParser, action: Callable[[], object]) -> int:
     """Run ``action``; a HystaxError ends the program with one line (``prog: error: ...``, exit
-    code 2), an interrupted set with one line and exit code 130. Returns 0 otherwise."""
+    code 2), an interrupted set with one line and exit code 128 + signal. Returns 0 otherwise."""
     try:
         action()
     except HystaxError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except SetInterrupted as stop:
         print(f"{parser.prog}: {stop}")
-        return 130
+        return stop.exit_code
     return 0

@@ -37,7 +37,31 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``hystax`` command; returns the exit code."""
+    """Run the ``hystax`` command; returns the exit code.
+
+    ``--debug`` (anywhere on the line) or ``HYSTAX_DEBUG=1`` shows the traceback of an
+    unexpected error, which otherwise is one line and exit code 1.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("HYSTAX_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # outside a run's host loop (which saves and stops by itself)
+        if debug:
+            raise
+        print("\nhystax: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug, not bad input: one line unless --debug
+        if debug:
+            raise
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"hystax: internal error: {type(err).__name__}: {first} (run again with --debug "
+              "for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str]) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
@@ -62,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hystax", description="JAX RL and bandit agents for worlds with memory.")
     parser.add_argument("--version", action="version", version=f"hystax {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an unexpected error (also HYSTAX_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("demo", help="train PPO on CartPole-v1 for 4 seeds; write CSV + PNG into ./runs/",
@@ -236,6 +262,7 @@ def _train(args, rest) -> int:
     import time
 
     from hystax.runner import train
+    from hystax.stopping import exit_code_of
 
     config = None  # the runner starts from the agent's preset for the env, if it has one
     if args.preset is not None and module is None:
@@ -255,7 +282,7 @@ def _train(args, rest) -> int:
                    devices=args.devices, resume=args.resume, progress=not args.no_progress,
                    env_params=_env_params(args.env_param) or None, **overrides)
     _report(result, time.time() - start)
-    return 130 if result.interrupted else 0
+    return exit_code_of(result)
 
 
 def _initialize_distributed(args) -> None:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ import numpy as np
 from hystax.errors import HystaxError
 
 CONFIG_FILE = "config.json"
+ORIGINAL_CONFIG_FILE = ".config.json"  # config.json as written, to name an edited field
+HASH_FIELD = "config_sha256"
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_DIR = "checkpoints"
 INDEX_COLUMNS = ("seed", "update")
@@ -29,8 +32,63 @@ EPISODE_COLUMNS = ("episode_return", "episode_length")  # NaN when no episode en
 
 
 def write_config(run_dir: Path, config: Mapping) -> None:
-    """Write ``config.json`` (the full description needed to resume the run)."""
-    (Path(run_dir) / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    """Write ``config.json`` (the full description needed to resume the run) with its
+    ``config_sha256``, and the same text to ``.config.json``, kept to name an edited field."""
+    body = {k: v for k, v in config.items() if k != HASH_FIELD}
+    text = json.dumps({**body, HASH_FIELD: _sha256(body)}, indent=2, sort_keys=True) + "\n"
+    (Path(run_dir) / CONFIG_FILE).write_text(text)
+    (Path(run_dir) / ORIGINAL_CONFIG_FILE).write_text(text)
+
+
+def check_unedited(run_dir: Path, config: Mapping) -> None:
+    """Raise HystaxError when ``config`` (read from ``config.json``) no longer matches its
+    hash, naming the first changed field; runs written before hashes existed pass."""
+    recorded = config.get(HASH_FIELD)
+    body = {k: v for k, v in config.items() if k != HASH_FIELD}
+    if recorded is None or _sha256(body) == recorded:
+        return
+    try:
+        original = json.loads((Path(run_dir) / ORIGINAL_CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        original = None
+    change = (_first_difference({k: v for k, v in original.items() if k != HASH_FIELD}, body)
+              if isinstance(original, dict) else None)
+    raise HystaxError(f"{Path(run_dir) / CONFIG_FILE} was edited after the run started"
+                      f"{f' ({change})' if change else ''}; a resume keeps the settings the run "
+                      "started with: undo the edit, or start a new run with the new settings")
+
+
+def check_history(run_dir: Path, seeds: list[int], done: int) -> None:
+    """Raise HystaxError unless ``metrics.csv`` holds every update before ``done`` (the
+    checkpoint a resume starts from) for every seed: a resume must not leave a gap."""
+    if done == 0:
+        return
+    path = Path(run_dir) / METRICS_FILE
+    body = _read_rows(path)[1] if path.is_file() else []
+    have = {(int(float(r[0])), int(float(r[1]))) for r in body}
+    missing = [u for u in range(done) if any((s, u) not in have for s in seeds)]
+    if missing:
+        raise HystaxError(f"{path} lacks {len(missing)} of the {done} updates before the "
+                          f"checkpoint (the first: update {missing[0]}); resuming would leave a "
+                          "gap in the run's history: restore the file, or start a new run")
+
+
+def _sha256(body: Mapping) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _first_difference(a: Mapping, b: Mapping, prefix: str = "") -> str | None:
+    """``"config.lr: 0.0003 -> 0.001"`` for the first key (sorted, depth first) that differs."""
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key, "<absent>"), b.get(key, "<absent>")
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            found = _first_difference(x, y, f"{prefix}{key}.")
+            if found:
+                return found
+        elif x != y:
+            return f"{prefix}{key}: {x!r} -> {y!r}"
+    return None
 
 
 def read_config(run_dir: Path) -> dict:

@@ -1,8 +1,8 @@
 """The training runner: jitted chunks of updates under a host loop.
 
 Between chunks the host loop updates the tqdm bar (env-steps/s, recent return), appends
-to ``metrics.csv``, writes orbax checkpoints and honours Ctrl-C (finish the chunk, save,
-exit). ``train(...)`` here is the one entry point that both ``hystax.train`` and the
+to ``metrics.csv``, writes orbax checkpoints (:mod:`hystax.checkpoints`) and honours Ctrl-C
+and SIGTERM (:mod:`hystax.stopping`: finish the chunk, save, exit). ``train(...)`` here is the one entry point that both ``hystax.train`` and the
 ``hystax train`` command call.
 """
 
@@ -13,8 +13,7 @@ import datetime
 import inspect
 import math
 import re
-import signal
-import threading
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,9 +22,11 @@ import jax
 import numpy as np
 
 import hystax
+from hystax import checkpoints as ckpt
 from hystax import rundir, sharding
 from hystax.agents.api import merge_hparams, replace_config
 from hystax.errors import HystaxError, require
+from hystax.stopping import StopRequests
 
 
 class RunResult(NamedTuple):
@@ -36,7 +37,8 @@ class RunResult(NamedTuple):
     metrics: dict[str, np.ndarray]
     config: Any
     seeds: list[int]
-    interrupted: bool  # stopped before the end (Ctrl-C or the callback); resume continues it
+    interrupted: bool  # stopped before the end (a signal or the callback); resume continues it
+    stop_signal: int | None = None  # the signal that stopped it (SIGINT, SIGTERM), if one did
 
 
 class RunSpec(NamedTuple):
@@ -205,6 +207,7 @@ def saved_config(agent: str, config: Mapping) -> dict:
 
 def _resume(run_dir: Path, *, progress, callback, plots, devices) -> RunResult:
     saved = rundir.read_config(run_dir)
+    rundir.check_unedited(run_dir, saved)
     missing = {"agent", "env", "seeds", "config", "chunk_updates", "checkpoint_every"} - set(saved)
     if missing:
         raise HystaxError(f"{run_dir / rundir.CONFIG_FILE} lacks the field(s) "
@@ -233,22 +236,27 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
     chunk = _chunk_fn(algorithm, shard, chunk_updates)  # compiled once, on the first chunk
     writer = run_dir is not None and jax.process_index() == 0
 
-    checkpoints = _checkpoint_manager(run_dir) if run_dir is not None else None
-    done, history = 0, {}
+    checkpoints, done, history = None, 0, {}
     if restore:
-        state, done = _restore(checkpoints, state, run_dir)
+        checkpoints, state, done = ckpt.restore_latest(run_dir, state)
+        if done == 0 and writer:
+            print(f"hystax: {run_dir} has no checkpoint yet: starting it from the beginning",
+                  file=sys.stderr, flush=True)
+        rundir.check_history(run_dir, spec.seeds, done)
         if writer:
             rundir.truncate_metrics(run_dir, done)
         history = _read_history(run_dir, done)
+    elif run_dir is not None:
+        checkpoints = ckpt.manager(run_dir)
 
     steps_per_chunk_update = algorithm.steps_per_update * len(spec.seeds)
     bar = tqdm(total=algorithm.num_updates * steps_per_chunk_update,
                initial=done * steps_per_chunk_update, unit="step", unit_scale=True,
                disable=not progress or jax.process_index() != 0,
                desc=f"{spec.agent} on {spec.env_name}", dynamic_ncols=True)
-    chunks_done, stopped = 0, False
-    try:
-        with _StopFlag() as ctrl_c:
+    chunks_done, stopped, requests = 0, False, StopRequests()
+    with requests:  # until the last checkpoint is written: a second signal exits at once
+        try:
             for done, state, metrics in iterate_chunks(chunk, state, done, algorithm.num_updates,
                                                        chunk_updates, spec):
                 n = metrics["env_steps"].shape[1]
@@ -262,23 +270,23 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
                 if recent is not None:
                     bar.set_postfix(ret=f"{recent:.4g}")
                 stopped = callback is not None and bool(callback(done, metrics))
-                stopped = (stopped or ctrl_c.requested) and done < algorithm.num_updates
+                stopped = (stopped or requests.requested) and done < algorithm.num_updates
                 if checkpoints is not None and (chunks_done % checkpoint_every == 0 or stopped
                                                 or done == algorithm.num_updates):
-                    checkpoints.save(done, args=_ocp().args.StandardSave(state))
+                    ckpt.save(checkpoints, done, state)
                 if stopped:
                     break
-    finally:
-        bar.close()
-        if checkpoints is not None:
-            checkpoints.wait_until_finished()
-            checkpoints.close()
+        finally:
+            bar.close()
+            if checkpoints is not None:
+                ckpt.close(checkpoints)
     metrics = {k: np.concatenate(v, axis=1) for k, v in history.items()}
     if writer and plots:
         from hystax import plots as plots_module
 
         plots_module.plot_run_dirs([run_dir])
-    return RunResult(run_dir, state, metrics, spec.config, spec.seeds, stopped)
+    return RunResult(run_dir, state, metrics, spec.config, spec.seeds, stopped,
+                     requests.signum if stopped else None)
 
 
 def iterate_chunks(chunk, state, done: int, num_updates: int, chunk_updates: int, spec: RunSpec):
@@ -335,30 +343,6 @@ def _chunk_size(num_updates: int, chunk_updates: int | None) -> int:
     return int(chunk_updates)
 
 
-def _ocp():
-    import orbax.checkpoint as ocp
-
-    return ocp
-
-
-def _checkpoint_manager(run_dir: Path):
-    ocp = _ocp()
-    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
-    return ocp.CheckpointManager((run_dir / rundir.CHECKPOINT_DIR).absolute(), options=options)
-
-
-def _restore(checkpoints, template, run_dir):
-    step = checkpoints.latest_step()
-    if step is None:
-        raise HystaxError(f"{run_dir} has no checkpoint to resume from")
-    try:
-        state = checkpoints.restore(step, args=_ocp().args.StandardRestore(template))
-    except Exception as err:  # orbax raises many types for unreadable files
-        raise HystaxError(f"cannot read checkpoint {step} in {run_dir}: "
-                          f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
-    return state, int(step)
-
-
 def _read_history(run_dir: Path, done: int) -> dict[str, list[np.ndarray]]:
     if done == 0 or not (run_dir / rundir.METRICS_FILE).exists():
         return {}
@@ -405,31 +389,7 @@ def _remove_if_no_checkpoint(run_dir: Path | None) -> None:
     """A run that failed before its first checkpoint leaves nothing behind in runs/."""
     if run_dir is None or jax.process_index() != 0 or not run_dir.exists():
         return
-    if not any((run_dir / rundir.CHECKPOINT_DIR).glob("[0-9]*")):
+    if not ckpt.has_checkpoint(run_dir):
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-class _StopFlag:
-    """First Ctrl-C asks the loop to finish its chunk, save and stop; a second one kills."""
-
-    requested = False
-
-    def __enter__(self):
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nhystax: stopping after this chunk and saving a checkpoint "
-              "(Ctrl-C again to abort)", flush=True)
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False

@@ -150,3 +150,58 @@ def test_train_recurrent_ppo_on_popgym_starts_from_its_preset(tmp_path, capsys):
     assert '"memory": "gru"' in config and '"num_envs": 16' in config  # preset + override
     assert (tmp_path / "rp" / "returns.png").is_file()
     assert "MMER" in capsys.readouterr().out
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
+    """SIGTERM (a scheduler's stop) is Ctrl-C: finish the chunk, save, exit 128 + 15."""
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "hystax.cli", "train", "ppo", "--total-timesteps", "1e6",
+           "--num-envs", "4", "--num-steps", "16", "--num-minibatches", "2", "--chunk-updates",
+           "1", "--checkpoint-every", "1000", "--out-dir", str(tmp_path), "--name", "r",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (tmp_path / "r" / "metrics.csv").exists() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines() == ["hystax: stopping after this chunk and saving a "
+                                        "checkpoint (SIGTERM again to exit at once)"]
+    assert f"resume with `hystax train --resume {tmp_path / 'r'}`" in out
+    steps = [p.name for p in (tmp_path / "r" / "checkpoints").iterdir()]
+    assert len(steps) == 1 and steps[0].isdigit()
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_second_signal_exits_at_once_with_one_line(signum):
+    code = ("import os, signal, time\nfrom hystax.stopping import StopRequests\n"
+            "with StopRequests() as stop:\n"
+            f"    os.kill(os.getpid(), signal.{signum})\n    assert stop.requested\n"
+            f"    os.kill(os.getpid(), signal.{signum})\n    time.sleep(5)\n"
+            "print('not reached')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    import signal
+
+    assert out.returncode == 128 + getattr(signal, signum) and out.stdout == ""
+    lines = [line for line in out.stderr.splitlines() if line]
+    assert len(lines) == 2 and lines[1].startswith(f"hystax: {signum} again: exiting now")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1_unless_debug(monkeypatch, capsys):
+    import hystax.cli as cli
+
+    def broken(args, rest):
+        raise RuntimeError("orbax says no\n  and a long story")
+
+    monkeypatch.setattr(cli, "_list", broken)
+    assert main(["list"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["hystax: internal error: RuntimeError: orbax says no (run again with --debug "
+                   "for the traceback)"]
+    with pytest.raises(RuntimeError, match="orbax says no"):
+        main(["list", "--debug"])

@@ -3,6 +3,7 @@ not change results, Ctrl-C saves and stops, and bad input leaves nothing in runs
 
 import os
 import signal
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -151,13 +152,93 @@ def test_existing_run_dir_and_bad_resume(tmp_path):
         train(resume=tmp_path / "nothing-here")
 
 
-def test_unreadable_checkpoint_gives_clear_error(tmp_path):
-    train("ppo", "CartPole-v1", out_dir=tmp_path, name="x", **QUIET, **SMALL)
-    for path in (tmp_path / "x" / "checkpoints").rglob("*"):
+def _garble(folder):
+    for path in folder.rglob("*"):
         if path.is_file():
             path.write_bytes(b"garbage")
-    with pytest.raises(HystaxError, match="cannot read checkpoint"):
-        train(resume=tmp_path / "x", **QUIET)
+
+
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A 10-update run checkpointed after every update (so checkpoints 9 and 10 are kept)."""
+    out = tmp_path_factory.mktemp("finished")
+    return train("ppo", "CartPole-v1", out_dir=out, name="x", checkpoint_every=1, **QUIET, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory):
+    """A run stopped after 6 of its 10 updates, checkpointed after every update."""
+    out = tmp_path_factory.mktemp("stopped")
+    return train("ppo", "CartPole-v1", out_dir=out, name="x", callback=lambda d, m: d >= 6,
+                 checkpoint_every=1, **QUIET, **SMALL)
+
+
+def _copy(result, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(result.run_dir, tmp_path / "run"))
+
+
+def test_unreadable_checkpoints_give_one_clear_error(finished_run, tmp_path):
+    run = _copy(finished_run, tmp_path)
+    _garble(run / "checkpoints")
+    with pytest.raises(HystaxError, match="no checkpoint in .* reads back"):
+        train(resume=run, **QUIET)
+    assert {p.name for p in (run / "unreadable").iterdir()} == {"9", "10"}  # moved, not deleted
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(finished_run, tmp_path,
+                                                                  capsys):
+    run = _copy(finished_run, tmp_path)
+    _garble(run / "checkpoints" / "10")
+    resumed = train(resume=run, **QUIET)   # from checkpoint 9, then update 10 again
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "checkpoint 10" in warning[0], warning
+    assert "from checkpoint 9" in warning[0]
+    assert _equal_trees(finished_run.state.params, resumed.state.params)
+    assert (run / "unreadable" / "10").is_dir()
+
+
+def test_a_run_killed_before_its_first_checkpoint_restarts_on_resume(finished_run, tmp_path,
+                                                                     capsys):
+    """SIGKILL before the first checkpoint leaves config.json and metrics rows, no checkpoint:
+    --resume starts it from the beginning (saying so) and ends as the uninterrupted run."""
+    import shutil
+
+    run = _copy(finished_run, tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    resumed = train(resume=run, **QUIET)
+    assert "has no checkpoint yet: starting it from the beginning" in capsys.readouterr().err
+    assert _equal_trees(finished_run.state.params, resumed.state.params)
+    assert rundir.read_metrics(run)["env_steps"].shape == (1, 10)
+
+
+def test_an_edited_config_is_refused_on_resume_naming_the_field(stopped_run, tmp_path):
+    import json
+
+    run = _copy(stopped_run, tmp_path)
+    saved = json.loads((run / "config.json").read_text())
+    for field, value in (("lr", 1e-2), ("num_envs", 8)):
+        (run / "config.json").write_text(json.dumps(
+            {**saved, "config": {**saved["config"], field: value}}))
+        with pytest.raises(HystaxError, match=rf"edited .* \(config\.{field}: .* -> {value}\)"):
+            train(resume=run, **QUIET)
+    (run / "config.json").write_text(json.dumps({**saved, "seeds": [0, 1]}))
+    with pytest.raises(HystaxError, match=r"\(seeds: \[0\] -> \[0, 1\]\)"):
+        train(resume=run, **QUIET)
+
+
+def test_a_resume_refuses_a_gap_in_metrics_csv(stopped_run, tmp_path):
+    run = _copy(stopped_run, tmp_path)
+    lines = (run / "metrics.csv").read_text().splitlines()
+    (run / "metrics.csv").write_text("\n".join(lines[:4]) + "\n")  # updates 0-2 of 6 kept
+    with pytest.raises(HystaxError, match="lacks 3 of the 6 updates .* first: update 3"):
+        train(resume=run, **QUIET)
+    (run / "metrics.csv").unlink()
+    with pytest.raises(HystaxError, match="lacks 6 of the 6 updates"):
+        train(resume=run, **QUIET)
 
 
 def test_runs_start_from_the_preset_for_the_env_and_memory_model():
