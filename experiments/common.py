@@ -47,18 +47,18 @@ def number(name: str, value) -> float:
         raise HystaxError(f"{name} must be a number, got {value!r}") from None
 
 
-def make_output_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) or raise a one-line HystaxError, before any compute."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".hystax-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise HystaxError(f"cannot write to the output folder {path}: "
-                          f"{err.strerror or type(err).__name__}") from None
-    return path
+def add_run_dir_args(parser: argparse.ArgumentParser, default_out_dir: str,
+                     stem_note: str) -> None:
+    """``--out-dir`` (the parent folder), ``--name`` and ``--overwrite``: where a run goes
+    (:func:`hystax.rundir.create_run_dir`)."""
+    parser.add_argument("--out-dir", default=default_out_dir,
+                        help="parent folder; the run goes to <out-dir>/<name> "
+                             "(default: %(default)s)")
+    parser.add_argument("--name", default=None,
+                        help=f"the run's folder (default: {stem_note}-<date>-<time>, never an "
+                             "existing one)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing <out-dir>/<name> (else it is refused)")
 
 
 def write_summary(out_dir: Path, stem: str, summary: dict, table: str) -> None:

@@ -1,7 +1,8 @@
 """Continual world models on a task suite: the offline forgetting benchmark and online MBRL.
 
 ``hystax continual --suite pendulum-gravity --method hnet [--method finetune ...] --seeds 3
-[--mode online|offline] [--out-dir runs/continual/<suite>]``
+[--mode online|offline] [--out-dir runs/continual] [--name NAME] [--overwrite]``
+(the run goes to ``<out-dir>/<name>``, default ``<suite>[-offline]-<date>-<time>``)
 (or ``python -m hystax.experiments.continual ...``)
 
 - ``--mode offline``: random-action data per task (``--points`` transitions), each method
@@ -32,12 +33,19 @@ import jax
 import numpy as np
 from hystax.agents.mbrl import ContinualConfig, continual_mbrl, forgetting_ratios, forward_transfer
 from hystax.envs.continual import collect_random, suite as make_suite, suite_names
-from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, write_summary
+from hystax.experiments.common import (
+    OneLineParser,
+    add_run_dir_args,
+    positive_int,
+    run_or_exit,
+    write_summary,
+)
 from hystax.world_models.continual import METHODS, fit, make_method, one_step_mse
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.errors import HystaxError, require, unknown_name
 from hystax.plots import plot_task_curves, plot_task_matrices
+from hystax.rundir import create_run_dir
 from hystax.stats import mean_and_standard_error
 
 DEFAULT_METHODS = ("hnet", "finetune", "multihead", "coreset", "multitask", "ewc", "si")
@@ -86,13 +94,14 @@ def offline_errors(suite, name: str, key, points: int = 2000, steps: int = 2000,
 
 def run_offline(suite_name: str, methods=None, seeds: int = 3, points: int = 2000,
                 steps: int = 2000, out_dir=None, options: dict | None = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, name: str | None = None, overwrite: bool = False) -> dict:
     """The offline benchmark (see the module doc); returns the summary (``summary.json``)."""
     suite, methods = make_suite(suite_name), _methods(methods)
     seeds, points, steps = (positive_int(n, v) for n, v in
                             (("seeds", seeds), ("points", points), ("steps", steps)))
     options = options or {}
-    out_dir = Path(out_dir) if out_dir is not None else Path("runs/continual") / f"{suite_name}-offline"
+    out_dir = create_run_dir(out_dir or "runs/continual", name, stem=f"{suite_name}-offline",
+                             overwrite=overwrite)
     from tqdm.auto import tqdm
 
     start, matrices = time.perf_counter(), {}
@@ -154,12 +163,13 @@ def format_offline(summary: dict) -> str:
 
 def run_online(suite_name: str, methods=None, seeds: int = 3, config: ContinualConfig | None = None,
                single: bool = False, out_dir=None, options: dict | None = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, name: str | None = None, overwrite: bool = False) -> dict:
     """Continual MBRL for every method and seed (see the module doc); returns the summary."""
     suite, methods = make_suite(suite_name), _methods(methods)
     seeds = positive_int("seeds", seeds)
     config, options = config or ContinualConfig(), options or {}
-    out_dir = Path(out_dir) if out_dir is not None else Path("runs/continual") / suite_name
+    out_dir = create_run_dir(out_dir or "runs/continual", name, stem=suite_name,
+                             overwrite=overwrite)
     from tqdm.auto import tqdm
 
     runs = {name: [] for name in methods}
@@ -281,7 +291,7 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
     parser.add_argument("--mpc-steps", default=None, help="online: MPC steps per task")
     parser.add_argument("--points", default="2000", help="offline: random transitions per task")
     parser.add_argument("--steps", default="2000", help="offline: gradient steps per task")
-    parser.add_argument("--out-dir", default=None, help="default: runs/continual/<suite>")
+    add_run_dir_args(parser, "runs/continual", "<suite>[-offline]")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     return run_or_exit(parser, lambda: _run_from_args(args))
@@ -298,12 +308,14 @@ def _run_from_args(args) -> None:
         options = {"hnet": {"beta": beta}, "hnet-chunked": {"beta": beta}}
     if args.mode == "offline":
         run_offline(args.suite, args.method, args.seeds, args.points, args.steps, args.out_dir,
-                    options, progress=not args.no_progress)
+                    options, progress=not args.no_progress, name=args.name,
+                    overwrite=args.overwrite)
     else:
         config = ContinualConfig() if args.mpc_steps is None else ContinualConfig(
             mpc_steps=positive_int("mpc_steps", args.mpc_steps))
         run_online(args.suite, args.method, args.seeds, config, args.single, args.out_dir,
-                   options, progress=not args.no_progress)
+                   options, progress=not args.no_progress, name=args.name,
+                   overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Dynamical linear bandits: every algorithm on a DLB preset, seeds vmapped, regret curves and tables.
 
 ``python -m hystax.experiments.dlb --preset synthetic-0.01 --horizon 100000 --seeds 20
-[--algorithms ...] [--record-every N] [--out-dir runs/dlb/<preset>]`` (or ``hystax bandit dlb ...``)
+[--algorithms ...] [--record-every N] [--out-dir runs/dlb] [--name NAME] [--overwrite]`` (or ``hystax bandit dlb ...``)
 
 Each algorithm is one jitted ``run_seeds`` (``lax.scan`` over rounds, ``vmap`` over seeds, float64).
 Seed s uses ``PRNGKey(s)`` for every algorithm, so all of them see the same noise sequence
@@ -29,11 +29,18 @@ from hystax.agents.bandits import ALGORITHMS, run_seeds
 from hystax.agents.bandits.api import record_interval
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
-from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, write_summary
+from hystax.experiments.common import (
+    OneLineParser,
+    add_run_dir_args,
+    positive_int,
+    run_or_exit,
+    write_summary,
+)
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.errors import require, unknown_name
 from hystax.plots import plot_regret
+from hystax.rundir import create_run_dir
 from hystax.stats import mean_and_standard_error
 
 EXPERT_PRESETS = ("real",)
@@ -73,9 +80,11 @@ def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every
 
 def run(preset: str, algorithms=None, seeds: int = 10, horizon: int = 10**6,
         record_every: int | None = None, out_dir: str | Path | None = None,
+        name: str | None = None, overwrite: bool = False,
         progress: bool = True) -> dict:
     """Run each algorithm on ``preset`` (same seeds for all), write CSV/PNG/tables to ``out_dir``
-    (default ``runs/dlb/<preset>``); return the summary (what ``final.json`` holds).
+    (``out_dir/name``, default ``runs/dlb/<preset>-<date>-<time>``; an existing one only with
+    ``overwrite``); return the summary (what ``final.json`` holds).
 
     algorithms: names from :data:`hystax.agents.bandits.ALGORITHMS` (default: all that apply;
     the Expert only on ``"real"``). record_every: regret is recorded every this many rounds (a
@@ -84,7 +93,7 @@ def run(preset: str, algorithms=None, seeds: int = 10, horizon: int = 10**6,
     """
     problem, algorithms, seeds, horizon, record_every = validate(
         preset, algorithms, seeds, horizon, record_every)
-    out_dir = Path(out_dir) if out_dir is not None else Path("runs/dlb") / preset
+    out_dir = create_run_dir(out_dir or "runs/dlb", name, stem=preset, overwrite=overwrite)
     from tqdm.auto import tqdm
 
     results, start = {}, time.perf_counter()
@@ -181,12 +190,12 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
                         help=f"default: all that apply ({', '.join(ALGORITHMS)}; expert only on real)")
     parser.add_argument("--record-every", default=None,
                         help="record the regret every N rounds (default: <= 1000 points)")
-    parser.add_argument("--out-dir", default=None, help="default: runs/dlb/<preset>")
+    add_run_dir_args(parser, "runs/dlb", "<preset>")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     return run_or_exit(parser, lambda: run(args.preset, args.algorithms, args.seeds, args.horizon,
-                                           args.record_every, args.out_dir,
-                                           progress=not args.no_progress))
+                                           args.record_every, args.out_dir, args.name,
+                                           args.overwrite, progress=not args.no_progress))
 
 
 def main(argv: list[str] | None = None) -> int:

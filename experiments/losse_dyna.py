@@ -1,7 +1,7 @@
 """Dyna-DQN with online world models on gymnax control tasks: Losse-FTL against MLP models.
 
 ``hystax losse dyna --env CartPole-v1 [--models none losse ...] [--seeds 3] [--steps N]
-[--planning-steps 1] [--out-dir DIR] [--quick]``
+[--planning-steps 1] [--out-dir runs/losse_dyna] [--name NAME] [--overwrite] [--quick]``
 
 Every model runs in the same loop (:mod:`hystax.agents.dyna`): ``none`` is model-free DQN
 (one update per env step) and ``none-matched`` model-free DQN with as many updates per env
@@ -14,7 +14,7 @@ that ended by t (on a grid of ``points`` steps). The table gives, per model, the
 curve, and the env steps at which the seed-mean curve first reaches the final return of
 ``none`` (model-free DQN; the first model given if ``none`` is not run).
 
-Outputs in ``--out-dir`` (default ``runs/losse_dyna/<env>``): ``curves.csv`` (model, seed, step,
+Outputs in ``<out-dir>/<name>`` (default ``runs/losse_dyna/<env>-<date>-<time>``): ``curves.csv`` (model, seed, step,
 return), ``episodes.csv`` (model, seed, end step, return), ``dyna.md``/``dyna.json`` (table and
 settings), ``returns.png``.
 """
@@ -25,12 +25,18 @@ import csv
 import dataclasses
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from hystax.errors import HystaxError, require
-from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, write_summary
+from hystax.experiments.common import (
+    OneLineParser,
+    add_run_dir_args,
+    positive_int,
+    run_or_exit,
+    write_summary,
+)
+from hystax.rundir import create_run_dir
 
 __all__ = ["DEFAULT_MODELS", "TASKS", "learning_curves", "run", "steps_to_reach", "summarise"]
 
@@ -94,8 +100,10 @@ def _table(env: str, rows: list[dict], target: float, seeds: int, steps: int,
 
 def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
         steps: int | None = None, planning_steps: int = 1, out_dir=None, points: int = 100,
-        window: int = 10, progress: bool = True, config=None) -> dict:
-    """Train every model in ``models`` for ``seeds`` seeds; write curves, table and plot."""
+        window: int = 10, progress: bool = True, config=None, name: str | None = None,
+        overwrite: bool = False) -> dict:
+    """Train every model in ``models`` for ``seeds`` seeds; write curves, table and plot into
+    ``out_dir/name`` (default ``runs/losse_dyna/<env>-<date>-<time>``)."""
     from hystax import plots
     from hystax.agents.dyna import DYNA_MODELS, DynaConfig, train_dyna
     from hystax.envs import make
@@ -110,8 +118,7 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
     steps = positive_int("steps", steps if steps is not None else TASKS.get(env_name, 20_000))
     env, env_params = make(env_name)
     base = config or DynaConfig()
-    out = Path(out_dir or f"runs/losse_dyna/{env_name}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = create_run_dir(out_dir or "runs/losse_dyna", name, stem=env_name, overwrite=overwrite)
     grid = np.linspace(steps / points, steps, points).round().astype(int)
     curves, episodes, checks, configs = {}, {}, {}, {}
     for m in models:
@@ -161,7 +168,7 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
     parser.add_argument("--steps", default=None, help="env steps per seed (default per env)")
     parser.add_argument("--planning-steps", default="1",
                         help="simulated minibatch updates per env step")
-    parser.add_argument("--out-dir", default=None)
+    add_run_dir_args(parser, "runs/losse_dyna", "<env>")
     parser.add_argument("--quick", action="store_true", help="a 2,000-step smoke run, 2 seeds")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -181,7 +188,8 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
                                 eps_decay_steps=1000)
         run(args.env, args.models, 2 if args.quick else args.seeds,
             2000 if args.quick else args.steps, planning, args.out_dir, points=40 if args.quick
-            else 100, progress=not args.no_progress, config=config)
+            else 100, progress=not args.no_progress, config=config, name=args.name,
+            overwrite=args.overwrite)
 
     return run_or_exit(parser, action)
 

@@ -1,7 +1,7 @@
 """Single-pass 1-D regression under covariate shift: Losse-FTL against online and replay MLPs.
 
 ``python -m hystax.experiments.losse_regression [--samples 4000] [--seeds 5] [--noise 0]
-[--out-dir runs/losse_regression] [--quick]``
+[--out-dir runs/losse_regression] [--name NAME] [--overwrite] [--quick]``
 
 **Setup.** The target is ``f(x) = 2 sin(1.5x) + 1.5 sin(3.5x + 0.5) + 0.5 cos(7x)`` on
 ``[low, high] = [-4, 4]`` (amplitude about 4, mean square 3.25). Per seed, ``samples`` inputs
@@ -61,6 +61,7 @@ import optax
 from flax import linen as nn
 from hystax.experiments.common import (
     OneLineParser,
+    add_run_dir_args,
     positive_int,
     run_or_exit,
     write_summary,
@@ -69,6 +70,7 @@ from hystax.world_models import ftl, losse
 
 import hystax  # noqa: F401  (its XLA:CPU workaround; importing this module ran it before jax)
 from hystax.errors import HystaxError, require
+from hystax.rundir import create_run_dir
 from hystax.stats import mean_and_standard_error
 
 __all__ = ["METHODS", "RegressionConfig", "quick_config", "run", "target"]
@@ -393,8 +395,7 @@ def cli(rest: list[str] | None = None,
                         help="stream length (default 4000; 1000 with --quick)")
     parser.add_argument("--seeds", default=None, help="seeds 0..N-1 (default 5; 2 with --quick)")
     parser.add_argument("--noise", default="0", help="observation noise s.d. (default: 0)")
-    parser.add_argument("--out-dir", default="runs/losse_regression",
-                        help="default: %(default)s")
+    add_run_dir_args(parser, "runs/losse_regression", "regression")
     parser.add_argument("--quick", action="store_true",
                         help="a small run: 1,000 samples, 2 seeds, 200 test points")
     args = parser.parse_args(rest)
@@ -412,9 +413,10 @@ def _run_from_args(args) -> dict:
     except ValueError:
         raise HystaxError(f"noise must be a finite number >= 0, got {args.noise!r}") from None
     config = quick_config(**overrides) if args.quick else RegressionConfig(**overrides)
+    out_dir = create_run_dir(args.out_dir, args.name, stem="regression", overwrite=args.overwrite)
     result = run(config)
-    summary = write_outputs(result, args.out_dir)
-    print(f"wrote {args.out_dir}/ ({result['wall_s']:.0f} s)")
+    summary = write_outputs(result, out_dir)
+    print(f"wrote {out_dir}/ ({result['wall_s']:.0f} s)")
     return summary
 
 

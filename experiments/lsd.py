@@ -1,7 +1,7 @@
 """LSD bandits: the planning table over every preset, and the learners on one preset.
 
 ``python -m hystax.experiments.lsd --preset laforgue-main --seeds 20 [--horizon T]
-[--algorithms ...] [--out-dir runs/lsd/<preset>] [--no-planning]`` (or ``hystax bandit lsd ...``)
+[--algorithms ...] [--out-dir runs/lsd] [--name NAME] [--overwrite] [--no-planning]`` (or ``hystax bandit lsd ...``)
 
 Planning (full knowledge of the payoffs, every preset at its own horizon): Oracle Greedy, the
 LP-rounding planner (mean ± s.e. over 32 draws, and the best of them), the exact optimum by DP,
@@ -40,11 +40,18 @@ from hystax.agents.bandits.lsd import (
 from hystax.agents.bandits.lsd.planning import DEFAULT_MAX_STATES, joint_state_count
 from hystax.envs.lsd import PRESETS, is_monotone
 from hystax.envs.lsd import preset as make_preset
-from hystax.experiments.common import OneLineParser, positive_int, run_or_exit, write_summary
+from hystax.experiments.common import (
+    OneLineParser,
+    add_run_dir_args,
+    positive_int,
+    run_or_exit,
+    write_summary,
+)
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.errors import require, unknown_name
 from hystax.plots import plot_regret, write_regret_csv
+from hystax.rundir import create_run_dir
 from hystax.stats import loglog_slope, mean_and_standard_error
 
 PLANNER_DRAWS = 32
@@ -132,13 +139,15 @@ def validate(preset: str, algorithms=None, seeds=20, horizon=None, record_every=
 
 def run(preset: str = "laforgue-main", algorithms=None, seeds: int = 20, horizon: int | None = None,
         record_every: int | None = None, out_dir: str | Path | None = None,
-        planning: bool = True, progress: bool = True) -> dict:
+        name: str | None = None, overwrite: bool = False, planning: bool = True,
+        progress: bool = True) -> dict:
     """Run the learners on ``preset`` (and the planning table over every preset unless
-    ``planning=False``); write everything to ``out_dir`` (default ``runs/lsd/<preset>``) and
+    ``planning=False``); write everything to ``out_dir/name`` (default ``runs/lsd/<preset>-<date>-<time>``;
+    an existing one only with ``overwrite``) and
     return the learners' summary (what ``rewards.json`` holds)."""
     problem, algorithms, seeds, horizon, record_every = validate(
         preset, algorithms, seeds, horizon, record_every)
-    out_dir = Path(out_dir) if out_dir is not None else Path("runs/lsd") / preset
+    out_dir = create_run_dir(out_dir or "runs/lsd", name, stem=preset, overwrite=overwrite)
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -234,14 +243,14 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
                         help=f"default: all ({', '.join(ALGORITHMS)})")
     parser.add_argument("--record-every", default=None,
                         help="record every N rounds (default: <= 1000 points)")
-    parser.add_argument("--out-dir", default=None, help="default: runs/lsd/<preset>")
+    add_run_dir_args(parser, "runs/lsd", "<preset>")
     parser.add_argument("--no-planning", action="store_true",
                         help="skip the planning table over every preset")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     return run_or_exit(parser, lambda: run(
         args.preset, args.algorithms, args.seeds, args.horizon, args.record_every, args.out_dir,
-        planning=not args.no_planning, progress=not args.no_progress))
+        args.name, args.overwrite, planning=not args.no_planning, progress=not args.no_progress))
 
 
 

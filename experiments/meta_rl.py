@@ -28,13 +28,13 @@ import numpy as np
 from hystax.errors import HystaxError, require
 from hystax.experiments.common import (
     OneLineParser,
-    make_output_dir,
     number,
     positive_int,
     run_or_exit,
     stop_set_if_interrupted,
     write_summary,
 )
+from hystax.rundir import make_writable_dir
 from hystax.stats import mean_and_t_interval
 
 DEFAULT_STEPS = 2_000_000  # where the env has no preset to say how long to train
@@ -98,7 +98,7 @@ def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
     exp_dir = Path(out_dir) / env_name.split("/")[-1]
     if exp_dir.exists():
         raise HystaxError(f"{exp_dir} already exists; pass another --out-dir")
-    make_output_dir(exp_dir)
+    make_writable_dir(exp_dir)
     per_model, per_model_reset, run_dirs = {}, {}, []
     for model in models:
         result = train("ppo", env_name, seeds=seeds, memory=model, name=model,

@@ -39,7 +39,6 @@ from hystax import rundir
 from hystax.errors import HystaxError, require
 from hystax.experiments.common import (
     OneLineParser,
-    make_output_dir,
     positive_int,
     run_or_exit,
     stop_set_if_interrupted,
@@ -126,7 +125,7 @@ def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
     if exp_dir.exists() and not resume:
         raise HystaxError(f"{exp_dir} already exists; continue it with --resume or pass "
                           "another --out-dir")
-    make_output_dir(exp_dir)
+    rundir.make_writable_dir(exp_dir)
     results = {}
     for task in tasks:
         for model in models:

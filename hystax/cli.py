@@ -166,7 +166,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["ppo", "memory", "bandits", "lsd", "continual", "losse"],
                    help="which benchmark")
     p.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    p.add_argument("--out", help="where the results JSON goes (default: runs/bench_WHAT.json)")
+    p.add_argument("--out-dir", default="runs/bench",
+                   help="parent folder; results go to <out-dir>/<name>/bench_WHAT.json "
+                        "(default: %(default)s)")
+    p.add_argument("--name", help="the run's folder (default: WHAT-<date>-<time>, never an "
+                                  "existing one)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing <out-dir>/<name> (else it is refused)")
     p.set_defaults(func=_bench)
     return parser
 
@@ -398,8 +404,11 @@ def _continual(args, rest) -> int:
 def _bench(args, rest) -> int:
     import importlib
 
+    from hystax.rundir import create_run_dir
+
+    run_dir = create_run_dir(args.out_dir, args.name, stem=args.what, overwrite=args.overwrite)
     bench = importlib.import_module(f"hystax.experiments.bench_{args.what}")
-    bench.main(quick=args.quick, out=args.out or f"runs/bench_{args.what}.json")
+    bench.main(quick=args.quick, out=str(run_dir / f"bench_{args.what}.json"))
     return 0
 
 

@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import json
 import math
+import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -103,6 +106,57 @@ def read_config(run_dir: Path) -> dict:
     if not isinstance(config, dict):
         raise HystaxError(f"{path} does not hold a JSON object")
     return config
+
+
+
+def check_name(name) -> None:
+    """Raise HystaxError unless ``name`` is None or a plain folder name (no separator, no
+    ``..``): a run must land inside its ``--out-dir``."""
+    ok = name is None or (isinstance(name, str) and name not in ("", ".", "..")
+                          and not any(c in name for c in "/\\"))
+    if not ok:
+        raise HystaxError(f"name must be a folder name without '/', '\\' or '..', got {name!r}")
+
+
+def make_writable_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) and check that it can be written, before any
+    compute; a one-line HystaxError otherwise."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".hystax-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise HystaxError(f"cannot write to the output folder {path}: "
+                          f"{err.strerror or type(err).__name__}") from None
+    return path
+
+
+def create_run_dir(out_dir, name: str | None = None, *, stem: str,
+                   overwrite: bool = False) -> Path:
+    """Create a new run's folder ``out_dir/name`` before any compute and return it.
+
+    ``name`` defaults to ``<stem>-<YYYYmmdd-HHMMSS>`` (with ``-2``, ``-3``, ... when taken), so
+    a rerun never lands on an earlier run. An existing ``name`` is refused unless
+    ``overwrite`` (which removes it first); an unwritable folder is refused too.
+    """
+    check_name(name)
+    parent = Path(out_dir)
+    if name is None:
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) + f"-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+        name, k = base, 2
+        while (parent / name).exists():
+            name, k = f"{base}-{k}", k + 1
+    path = parent / name
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise HystaxError(f"{path} already exists; pass another --name, or --overwrite to "
+                              "replace it")
+        if not path.is_dir():
+            raise HystaxError(f"{path} exists and is not a folder")
+        shutil.rmtree(path)
+    return make_writable_dir(path)
 
 
 def append_metrics(run_dir: Path, seeds: list[int], first_update: int,

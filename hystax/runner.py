@@ -164,9 +164,7 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
         return _resume(Path(resume), progress=progress, callback=callback, plots=plots,
                        devices=devices)
     require(checkpoint_every > 0, f"checkpoint_every must be positive, got {checkpoint_every}")
-    require(name is None or (isinstance(name, str) and name not in ("", ".", "..")
-                             and not any(c in name for c in "/\\")),
-            f"name must be a folder name without '/', '\\' or '..', got {name!r}")
+    rundir.check_name(name)
     spec = resolve(agent, env, seeds=seeds, config=config, env_params=env_params, check=check,
                    **overrides)
     algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)

@@ -94,7 +94,8 @@ def test_offline_experiment_through_the_cli(tmp_path):
     out = tmp_path / "offline"
     code = cli.main(["continual", "--suite", "pendulum-gravity", "--mode", "offline", "--method",
                      "hnet", "--method", "finetune", "--seeds", "1", "--points", "200",
-                     "--steps", "50", "--out-dir", str(out), "--no-progress"])
+                     "--steps", "50", "--out-dir", str(out.parent), "--name", out.name,
+                     "--no-progress"])
     assert code == 0
     for name in ("errors.csv", "errors.png", "summary.md", "summary.json"):
         assert (out / name).stat().st_size > 0, name

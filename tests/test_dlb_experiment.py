@@ -38,7 +38,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, no
                                                             message):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
-        dlb.cli([*args, "--out-dir", str(out)])
+        dlb.cli([*args, "--out-dir", str(out.parent), "--name", out.name])
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
@@ -50,7 +50,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, no
 def test_bad_input_through_the_hystax_cli(tmp_path, capsys, no_compile):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["bandit", "dlb", "--preset", "reel", "--out-dir", str(out)])
+        cli.main(["bandit", "dlb", "--preset", "reel", "--out-dir", str(out.parent), "--name",
+                  out.name])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hystax bandit dlb: error: unknown DLB preset 'reel'") and "\n" not in err
@@ -66,7 +67,8 @@ def test_default_algorithms():
 def test_tiny_run_writes_csv_png_and_tables(tmp_path, capsys):
     out = tmp_path / "real"
     assert dlb.main(["--preset", "real", "--algorithms", "dynlin-ucb-logT", "clairvoyant",
-                     "--seeds", "2", "--horizon", "2000", "--out-dir", str(out),
+                     "--seeds", "2", "--horizon", "2000", "--out-dir", str(out.parent),
+                     "--name", out.name,
                      "--no-progress"]) == 0
     for name in ("regret.csv", "regret.png", "regret_realised.png", "final.md", "final.json"):
         assert (out / name).stat().st_size > 0, name

@@ -121,7 +121,8 @@ def test_cli_quick_run_writes_outputs(tmp_path):
     from hystax.cli import main
 
     out = tmp_path / "dyna"
-    assert main(["losse", "dyna", "--quick", "--models", "none", "losse", "--out-dir", str(out),
+    assert main(["losse", "dyna", "--quick", "--models", "none", "losse", "--out-dir",
+                 str(out.parent), "--name", out.name,
                  "--no-progress"]) == 0
     for name in ("curves.csv", "episodes.csv", "dyna.md", "dyna.json", "returns.png"):
         assert (out / name).exists(), name

@@ -60,7 +60,8 @@ def test_stream_is_sorted_single_pass_data():
 
 def test_cli_quick_writes_the_outputs(quick, tmp_path, capsys):
     out = tmp_path / "run"
-    assert lr.cli(["--quick", "--out-dir", str(out)], "hystax-test") == 0
+    assert lr.cli(["--quick", "--out-dir", str(out.parent), "--name", out.name],
+                  "hystax-test") == 0
     assert "| Losse-FTL (single pass) |" in capsys.readouterr().out
     assert {"mse.csv", "summary.json", "regression.png"} <= {p.name for p in out.iterdir()}
     assert (out / "regression.png").stat().st_size > 10_000

@@ -32,7 +32,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, no
                                                             message):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
-        lsd.cli([*args, "--out-dir", str(out), "--no-progress"])
+        lsd.cli([*args, "--out-dir", str(out.parent), "--name", out.name, "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err, err
@@ -43,7 +43,7 @@ def test_tiny_run_through_the_hystax_cli_writes_tables_and_curves(tmp_path, caps
     out = tmp_path / "lsd"
     code = cli.main(["bandit", "lsd", "--preset", "laforgue-supp", "--horizon", "330", "--seeds",
                      "3", "--algorithms", "lp-rounding-ucb", "ucb1", "--no-planning",
-                     "--no-progress", "--out-dir", str(out)])
+                     "--no-progress", "--out-dir", str(out.parent), "--name", out.name])
     assert code == 0
     for name in ("rewards.md", "rewards.json", "regret.csv", "regret.png", "alpha_regret.csv",
                  "alpha_regret.png"):
