@@ -179,7 +179,9 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         with the env's own ``info`` entries (e.g. a meta-env's ``trial_index``).
 
         ``reset_on`` names a boolean ``info`` entry at which the memory is also reset (e.g.
-        ``"trial_done"``: a meta-env policy that forgets between trials), static under jit."""
+        ``"trial_done"``: a meta-env policy that forgets between trials), or is
+        ``"every_step"``: the memory is reset before every observation (the same weights read
+        memorylessly); static under jit."""
         key, k_reset = jax.random.split(key)
         obs, env_state = env.reset(k_reset, eval_env_params)
 
@@ -192,7 +194,10 @@ def make_algorithm(config, env, env_params) -> Algorithm:
             obs, env_state, reward, terminated, truncated, info = env.step(
                 k_env, env_state, to_env_action(action), eval_env_params)
             done = jnp.logical_or(terminated, truncated)
-            start = done if reset_on is None else jnp.logical_or(done, info[reset_on])
+            if reset_on == "every_step":
+                start = jnp.ones_like(done)
+            else:
+                start = done if reset_on is None else jnp.logical_or(done, info[reset_on])
             return (carry, obs, start, env_state, key), (reward, done, info)
 
         init = (network.initialize_carry(n_envs), obs, jnp.ones((n_envs,), bool), env_state, key)

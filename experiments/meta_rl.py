@@ -8,13 +8,14 @@ For each model: ``hystax.train("ppo", env, memory=model)``, which starts from th
 (``ppo.META``; plain ``ppo.Config()`` where there is none, as for meta/Pendulum) with recurrent
 PPO; the memory is reset only at meta-episode boundaries, so it can carry what it learnt across
 trials. Then the trained policies play ``--eval-steps`` steps on ``env.params_for("test")``
-and the per-trial returns of the completed meta-episodes are averaged, twice: with the memory
-carried across trials, as trained, and reset at every trial's start (the control: what the
-memory carries from one trial to the next is worth the difference). Written into
+and the per-trial returns of the completed meta-episodes are averaged, three times: with the
+memory carried across trials, as trained; reset at every trial's start (the control: what the
+memory carries from one trial to the next is worth the difference); and reset at every step
+(the same weights read memorylessly: what the memory is worth inside a trial). Written into
 ``<out-dir>/<env>/``: ``trials.csv`` (model, memory, seed, trial, mean return), ``gain.md`` /
-``gain.json`` (trial 1, last trial and the gain last − first, and the last trial with the
-memory reset, mean and 95% Student-t CI over seeds), ``trials.png`` (return per trial),
-``returns.png`` (training curves) and each run's directory.
+``gain.json`` (trial 1, last trial and the gain last − first; the last trial with the memory
+reset each trial and trial 1 with it reset every step; mean and 95% Student-t CI over seeds),
+``trials.png`` (return per trial), ``returns.png`` (training curves) and each run's directory.
 """
 
 from __future__ import annotations
@@ -40,10 +41,15 @@ from hystax.stats import mean_and_t_interval
 DEFAULT_STEPS = 2_000_000  # where the env has no preset to say how long to train
 
 
+MEMORY_RESETS = {"carried": None, "reset": "trial_done", "memoryless": "every_step"}
+"""How the evaluation treats the memory: carried through the meta-episode (as trained), reset
+at every trial's start, reset at every step (the same weights read memorylessly)."""
+
+
 def held_out_trial_returns(result, env_name: str, eval_steps: int, key,
-                           reset_each_trial: bool = False) -> np.ndarray:
-    """``[seeds, num_trials]`` mean return per trial on test-split tasks; with
-    ``reset_each_trial`` the memory starts afresh at every trial, not only every meta-episode."""
+                           memory: str = "carried") -> np.ndarray:
+    """``[seeds, num_trials]`` mean return per trial on test-split tasks, with the memory
+    treated as ``memory`` says (a key of :data:`MEMORY_RESETS`)."""
     from hystax.agents import ppo
     from hystax.envs import make
     from hystax.envs.meta import trial_returns
@@ -51,7 +57,7 @@ def held_out_trial_returns(result, env_name: str, eval_steps: int, key,
     env, params = make(env_name)
     algo = ppo.make_algorithm(result.config, env, params)
     test_params = env.params_for("test")
-    reset_on = "trial_done" if reset_each_trial else None
+    reset_on = MEMORY_RESETS[memory]
     evaluate = jax.jit(jax.vmap(lambda p, k, e, n: algo.extras["evaluate"](p, k, e, n, reset_on),
                                 in_axes=(0, 0, None, None)), static_argnums=3)
     keys = jax.random.split(key, len(result.seeds))
@@ -99,28 +105,32 @@ def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
     if exp_dir.exists():
         raise HystaxError(f"{exp_dir} already exists; pass another --out-dir")
     make_writable_dir(exp_dir)
-    per_model, per_model_reset, run_dirs = {}, {}, []
+    per_memory, run_dirs = {memory: {} for memory in MEMORY_RESETS}, []
     for model in models:
         result = train("ppo", env_name, seeds=seeds, memory=model, name=model,
                        out_dir=exp_dir, progress=progress, **overrides)
         stop_set_if_interrupted(result, f"hystax train --resume {result.run_dir} (this set "
                                 "is not resumed as a whole)")
-        per_model[model], per_model_reset[model] = (
-            held_out_trial_returns(result, env_name, eval_steps, jax.random.PRNGKey(1234), reset)
-            for reset in (False, True))
+        for memory, table in per_memory.items():
+            table[model] = held_out_trial_returns(result, env_name, eval_steps,
+                                                  jax.random.PRNGKey(1234), memory)
         run_dirs.append(result.run_dir)
     from hystax.plots import plot_returns
 
     plot_returns(run_dirs, exp_dir / "returns.png", labels=list(models),
                  title=f"{env_name}: training return (train tasks)")
-    write_outputs(per_model, env_name, steps, seeds, exp_dir, per_model_reset)
-    return per_model
+    write_outputs(per_memory["carried"], env_name, steps, seeds, exp_dir, per_memory["reset"],
+                  per_memory["memoryless"])
+    return per_memory["carried"]
 
 
-def gain_rows(per_model: dict, per_model_reset: dict | None = None
+def gain_rows(per_model: dict, per_model_reset: dict | None = None,
+              per_model_memoryless: dict | None = None
               ) -> dict[str, dict[str, tuple[float, float]]]:
-    """``{model: {"first"|"last"|"gain"[|"last_reset"|"carried_minus_reset"]: (mean, 95%
-    half-width)}}`` over seeds; the last two compare the last trial with the memory reset."""
+    """``{model: {"first"|"last"|"gain"[|"last_reset"|"carried_minus_reset"]
+    [|"first_memoryless"|"first_minus_memoryless"]: (mean, 95% half-width)}}`` over seeds: the
+    last trial against the memory reset every trial (what passes between trials), the first
+    against the memory reset every step (what the memory is worth inside a trial)."""
     rows = {}
     for model, v in per_model.items():
         rows[model] = {"first": mean_and_t_interval(v[:, 0]),
@@ -130,17 +140,32 @@ def gain_rows(per_model: dict, per_model_reset: dict | None = None
             r = per_model_reset[model]
             rows[model]["last_reset"] = mean_and_t_interval(r[:, -1])
             rows[model]["carried_minus_reset"] = mean_and_t_interval(v[:, -1] - r[:, -1])
+        if per_model_memoryless is not None:
+            m = per_model_memoryless[model]
+            rows[model]["first_memoryless"] = mean_and_t_interval(m[:, 0])
+            rows[model]["first_minus_memoryless"] = mean_and_t_interval(v[:, 0] - m[:, 0])
     return rows
 
 
+PLOT_STYLES = {
+    "carried": (dict(marker="o", linestyle="-"), lambda model: model),
+    "reset": (dict(marker="x", linestyle="--"), lambda model: f"{model}, memory reset each trial"),
+    "memoryless": (dict(marker="s", linestyle=":"),
+                   lambda model: f"{model}, memory reset every step"),
+}
+
+
 def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: int,
-                  out_dir: Path, per_model_reset: dict | None = None) -> None:
-    """``per_model`` (and ``per_model_reset``, the memory reset every trial): ``{model:
-    [seeds, num_trials]}``."""
+                  out_dir: Path, per_model_reset: dict | None = None,
+                  per_model_memoryless: dict | None = None) -> None:
+    """``per_model`` (and ``per_model_reset`` / ``per_model_memoryless``, the memory reset every
+    trial / every step): ``{model: [seeds, num_trials]}``."""
     from hystax.figure import new_figure, save_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    memories = {"carried": per_model, **({"reset": per_model_reset} if per_model_reset else {})}
+    memories = {name: table for name, table in (("carried", per_model),
+                                                ("reset", per_model_reset),
+                                                ("memoryless", per_model_memoryless)) if table}
     with open(out_dir / "trials.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["model", "memory", "seed", "trial", "mean_return"])
@@ -150,12 +175,15 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
                     writer.writerows([model, memory, s, k + 1, f"{v:.6f}"]
                                      for k, v in enumerate(row))
     last = next(iter(per_model.values())).shape[1]
-    rows = gain_rows(per_model, per_model_reset)
+    rows = gain_rows(per_model, per_model_reset, per_model_memoryless)
     columns = [("first", "trial 1"), ("last", f"trial {last}"),
                ("gain", f"gain (trial {last} − trial 1)")]
     if per_model_reset:
         columns += [("last_reset", f"trial {last}, memory reset each trial"),
                     ("carried_minus_reset", f"trial {last}: carried − reset")]
+    if per_model_memoryless:
+        columns += [("first_memoryless", "trial 1, memory reset every step"),
+                    ("first_minus_memoryless", "trial 1: carried − reset every step")]
     lines = [f"{env_name}, held-out (test-split) tasks; {total_timesteps:,} training steps per "
              f"seed; mean and 95% Student-t CI over {seeds} seeds", "",
              "| model | " + " | ".join(title for _, title in columns) + " |",
@@ -163,16 +191,14 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
     for model, row in rows.items():
         lines.append(f"| {model} | " + " | ".join(
             "%.3f ± %.3f" % row[key] for key, _ in columns) + " |")
-    fig, axes = new_figure(figsize=(6.0, 4.0))
+    fig, axes = new_figure(figsize=(6.5, 5.0))
     ax = axes[0, 0]
     for i, (model, values) in enumerate(per_model.items()):
         trials = np.arange(1, values.shape[1] + 1)
         for memory, table in memories.items():
             mean, half = mean_and_t_interval(table[model])
-            style = dict(marker="o", linestyle="-") if memory == "carried" else \
-                dict(marker="x", linestyle="--")
-            ax.plot(trials, mean, markersize=3, color=f"C{i}", **style,
-                    label=model if memory == "carried" else f"{model}, memory reset each trial")
+            style, label = PLOT_STYLES[memory]
+            ax.plot(trials, mean, markersize=3, color=f"C{i}", **style, label=label(model))
             ax.fill_between(trials, mean - half, mean + half, alpha=0.15, linewidth=0,
                             color=f"C{i}")
     ax.set(xlabel="trial within meta-episode", ylabel="mean return per trial (held-out tasks)",
@@ -180,14 +206,14 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
     ax.set_title(f"{env_name}: return per trial on held-out tasks\nmean over {seeds} seeds, "
                  "shaded: 95% Student-t CI", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     save_figure(fig, out_dir / "trials.png")
     write_summary(out_dir, "gain", {"env": env_name, "total_timesteps": total_timesteps,
                                     "seeds": seeds, "per_trial": {m: v.tolist() for m, v in
                                                                   per_model.items()},
-                                    **({"per_trial_memory_reset": {
-                                        m: v.tolist() for m, v in per_model_reset.items()}}
-                                       if per_model_reset else {}),
+                                    **{f"per_trial_memory_{name}": {
+                                        m: v.tolist() for m, v in table.items()}
+                                       for name, table in memories.items() if name != "carried"},
                                     "gain": rows}, "\n".join(lines))
 
 

@@ -131,16 +131,22 @@ def test_meta_gain_tables_compare_carried_and_reset_memory(tmp_path):
     rng = np.random.default_rng(0)
     carried = {"s5": rng.normal(50, 5, (3, 4)), "gru": rng.normal(60, 5, (3, 4))}
     reset = {m: v - rng.uniform(0, 10, (3, 4)) for m, v in carried.items()}
-    rows = meta_rl.gain_rows(carried, reset)
+    memoryless = {m: v - rng.uniform(10, 20, (3, 4)) for m, v in carried.items()}
+    rows = meta_rl.gain_rows(carried, reset, memoryless)
     for model, v in carried.items():
         np.testing.assert_allclose(rows[model]["gain"][0], (v[:, -1] - v[:, 0]).mean())
         np.testing.assert_allclose(rows[model]["carried_minus_reset"][0],
                                    (v[:, -1] - reset[model][:, -1]).mean())
-        assert rows[model]["carried_minus_reset"][0] > 0
-    meta_rl.write_outputs(carried, "meta/CartPole", 1000, 3, tmp_path, reset)
+        np.testing.assert_allclose(rows[model]["first_minus_memoryless"][0],
+                                   (v[:, 0] - memoryless[model][:, 0]).mean())
+        assert 0 < rows[model]["carried_minus_reset"][0] < 10
+        assert 10 < rows[model]["first_minus_memoryless"][0] < 20
+    meta_rl.write_outputs(carried, "meta/CartPole", 1000, 3, tmp_path, reset, memoryless)
     trials = list(csv.DictReader(open(tmp_path / "trials.csv")))
-    assert len(trials) == 2 * 2 * 3 * 4 and {r["memory"] for r in trials} == {"carried", "reset"}
-    assert "trial 4: carried − reset" in (tmp_path / "gain.md").read_text()
+    assert len(trials) == 3 * 2 * 3 * 4
+    assert {r["memory"] for r in trials} == {"carried", "reset", "memoryless"}
+    table = (tmp_path / "gain.md").read_text()
+    assert "trial 4: carried − reset" in table and "trial 1: carried − reset every step" in table
     assert (tmp_path / "trials.png").is_file()
 
 

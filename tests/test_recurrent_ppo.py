@@ -180,8 +180,8 @@ def test_memory_model_reads_config():
     assert model.initialize_carry(5).shape == (3, 5, 16 * 32)
 
 
-@pytest.mark.slow  # two compiles of a meta-env evaluation (20 s)
-def test_evaluate_can_reset_the_memory_at_every_trial():
+@pytest.mark.slow  # three compiles of a meta-env evaluation (30 s)
+def test_evaluate_can_reset_the_memory_at_every_trial_or_every_step():
     """``reset_on="trial_done"``: the same play as the carried memory up to the end of the
     first trial (same keys), another one after it, where the memory was wiped (continuous
     actions, so any change of the policy's input changes the rewards)."""
@@ -198,3 +198,7 @@ def test_evaluate_can_reset_the_memory_at_every_trial():
     assert 0 < first_end < 200
     gap = np.abs(np.asarray(carried) - np.asarray(reset)).max(axis=1)
     assert np.all(gap[:first_end + 1] == 0) and np.all(gap[first_end + 2:] > 0)
+    # "every_step": the first step is the same (a fresh memory either way), then it differs
+    memoryless, _, _ = evaluate(weights, key, params, 210, "every_step")
+    gap = np.abs(np.asarray(carried) - np.asarray(memoryless)).max(axis=1)
+    assert gap[0] == 0 and np.all(gap[2:] > 0)
