@@ -139,12 +139,13 @@ def _save_checkpoint(checkpoint_dir: Path, task: int, state) -> None:
 
 
 def continual_mbrl(method: ContinualMethod, suite: TaskSequence, key: jax.Array,
-                   config: ContinualConfig | None = None, progress: Any = None,
+                   config: ContinualConfig | None = None, progress: Any = True,
                    checkpoint_dir: str | Path | None = None) -> ContinualResult:
     """Learn ``suite``'s tasks in order with ``method`` and an MPC agent (see the module doc).
 
-    The planner uses ``config.mpc`` over the suite's action box. progress: a tqdm-like bar
-    updated once per MPC episode (optional). With
+    The planner uses ``config.mpc`` over the suite's action box. progress: ``True`` for a tqdm
+    bar over the MPC episodes, ``False``/``None`` for none, or a tqdm-like bar of the caller's
+    to update once per episode. With
     ``config.reset_each_task`` the method starts from scratch at every task (the single-task
     reference of forward transfer).
     """
@@ -161,6 +162,14 @@ def continual_mbrl(method: ContinualMethod, suite: TaskSequence, key: jax.Array,
             f"{method.act_dim}, suite {suite.name!r} has {suite.obs_dim}/{suite.act_dim}")
     require(method.num_tasks >= suite.num_tasks, f"method {method.name!r} holds "
             f"{method.num_tasks} tasks, suite {suite.name!r} has {suite.num_tasks}")
+    own_bar = progress is True
+    if own_bar:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=suite.num_tasks * config.episodes_per_task, unit="episode",
+                        desc=f"continual {suite.name} {method.name}")
+    elif progress is False:
+        progress = None
     k_init, k_tasks, k_eval = jax.random.split(key, 3)
     state = method.init(k_init)
     saved, train_returns = [], []
@@ -172,6 +181,8 @@ def continual_mbrl(method: ContinualMethod, suite: TaskSequence, key: jax.Array,
         train_returns.append(returns)
         if checkpoint_dir is not None:
             _save_checkpoint(Path(checkpoint_dir), task, state)
+    if own_bar:
+        progress.close()
     return _evaluate(method, suite, saved, k_eval, config, np.asarray(train_returns))
 
 
