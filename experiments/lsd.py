@@ -207,16 +207,20 @@ def format_rewards(summary: dict) -> str:
     for r in summary["rows"]:
         s = r["reward_over_opt"]
         lines.append(f"| {r['label']} | {s['mean']:.4f} ± {s['se']:.4f} | "
-                     f"{r['alpha_regret']:,.1f} | {r['alpha_regret_slope']:.2f} | "
+                     f"{r['alpha_regret']:,.1f} | {_slope_cell(r['alpha_regret_slope'])} | "
                      f"{r['wall_s']:.1f} |")
     f = summary["full_info_rounding"]
     lines += [(f"| *LP rounding, full information ({PLANNER_DRAWS} draws)* | {f['mean']:.4f} ± "
                f"{f['se']:.4f} | 0 | | |"),
               f"| *Oracle Greedy, full information* | {summary['greedy_over_opt']:.4f} | | | |",
               "", ("alpha-regret: (V / T) t - reward(t) against the full-information LP-rounding "
-                   "planner's mean V; slope fitted on log-log axes over t >= T / 10 (nan where "
-                   "the regret is not positive).")]
+                   "planner's mean V; slope fitted on log-log axes over t >= T / 10; — where "
+                   "the regret is not positive there, so no slope is defined.")]
     return "\n".join(lines)
+
+
+def _slope_cell(slope: float) -> str:
+    return "—" if not np.isfinite(slope) else f"{slope:.2f}"
 
 
 def write_outputs(summary: dict, results: dict, opt_rate: float, full_info_rate: float,

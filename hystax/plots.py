@@ -304,11 +304,16 @@ def _regret_figure(curves: Mapping[str, np.ndarray], rounds=None, title: str | N
         lin.fill_between(r, mean - se, mean + se, color=color, alpha=0.25, linewidth=0)
         pos = (r > 0) & (mean > 0)
         log.plot(r[pos], mean[pos], color=color, linewidth=1.6,
-                 label=f"{name}: slope {slope:.2f}")
+                 label=f"{name}: slope {slope:.2f}" if np.isfinite(slope) else
+                 f"{name}: no slope (regret not positive)")
         low = np.where(mean - se > 0, mean - se, np.nan)  # a band cannot cross zero on log axes
         log.fill_between(r[pos], low[pos], (mean + se)[pos], color=color, alpha=0.25, linewidth=0)
-    log.set_xscale("log")
-    log.set_yscale("log")
+    if any(line.get_xydata().size for line in log.get_lines()):
+        log.set_xscale("log")
+        log.set_yscale("log")
+    else:  # log axes over no positive value cannot be drawn
+        log.text(0.5, 0.5, "no positive regret to draw on log axes", ha="center",
+                 transform=log.transAxes)
     for ax in (lin, log):
         ax.set_xlabel("round")
         ax.set_ylabel("cumulative regret")

@@ -65,3 +65,14 @@ def test_planning_table_row():
     assert row["greedy"] <= row["opt"] <= row["lp_bound"]
     assert row["rounding_mean"] <= row["rounding_best"] <= row["opt"] + 1e-9
     assert "| L1 | 3 | 1,000 |" in lsd.format_planning([row])
+
+
+def test_rewards_table_prints_no_nan_slope():
+    row = {"label": "Planner", "reward_over_opt": {"mean": 1.0, "se": 0.0}, "alpha_regret": -3.0,
+           "alpha_regret_slope": float("nan"), "wall_s": 1.0}
+    summary = {"preset": "R1", "horizon": 100, "opt": 65.0, "opt_source": "DP", "seeds": 2,
+               "rows": [row, {**row, "label": "UCB1", "alpha_regret_slope": 0.5}],
+               "full_info_rounding": {"mean": 0.99, "se": 0.01}, "greedy_over_opt": 0.9}
+    table = lsd.format_rewards(summary)
+    assert "nan" not in table and "| Planner | 1.0000 ± 0.0000 | -3.0 | — |" in table
+    assert "| UCB1 | 1.0000 ± 0.0000 | -3.0 | 0.50 |" in table

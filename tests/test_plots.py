@@ -263,6 +263,17 @@ def test_plot_regret(tmp_path):
     assert slopes == ["ucb: slope 0.50", "greedy: slope 1.00"]
 
 
+def test_a_zero_regret_curve_has_no_nan_slope_and_still_draws(tmp_path):
+    """A clairvoyant's regret is 0 everywhere: no slope is defined, so none is printed."""
+    curves = {**_regret_curves(), "clairvoyant": np.zeros((10, 500))}
+    log = plots._regret_figure(curves).axes[1]
+    labels = [t.get_text() for t in log.get_legend().get_texts()]
+    assert labels[-1] == "clairvoyant: no slope (regret not positive)"
+    assert not any("nan" in label for label in labels)
+    alone = plots.plot_regret({"clairvoyant": np.zeros((2, 50))}, tmp_path / "zero.png")
+    assert alone.stat().st_size > 5_000   # log axes over nothing positive used to raise
+
+
 def test_plot_regret_subsampled_rounds_and_csv(tmp_path):
     rounds = np.array([10, 100, 1000, 10000])
     curves = {"a": np.sqrt(rounds)[None, :] * np.array([[1.0], [2.0]])}
