@@ -378,6 +378,11 @@ def _fmt_num(x: float) -> str:
 
 # ----------------------------------------------------------------------------- continual learning
 
+def _cell_text(v: float) -> str:
+    """A heat-map cell: whole numbers from 100 up, else two significant digits (0.0021)."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.2g}"
+
+
 def plot_task_matrices(matrices: Mapping[str, np.ndarray], out_png, title: str | None = None,
                        value: str = "return", task_labels: Sequence[str] | None = None) -> Path:
     """Heat maps of per-method task matrices M[t, j] (row: task evaluated, column: the model
@@ -406,7 +411,7 @@ def plot_task_matrices(matrices: Mapping[str, np.ndarray], out_png, title: str |
         image = ax.imshow(np.ma.masked_invalid(m), vmin=lo, vmax=hi, cmap="viridis")
         for (t, j), v in np.ndenumerate(m):
             if np.isfinite(v):
-                ax.text(j, t, f"{v:.0f}" if abs(v) >= 100 else _num(v), ha="center",
+                ax.text(j, t, _cell_text(v), ha="center",
                         va="center", fontsize=cell,
                         color="white" if v < (lo + hi) / 2 else "black")
         ax.set_xticks(range(size), labels, fontsize=7, rotation=45)
