@@ -137,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="plot run directories (returns.png, losses.png)")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out-dir", help="where an overlay of several runs goes (default: runs/compare)")
+    p.add_argument("--smooth", type=_int, default=1,
+                   help="running mean over this many updates (default: 1, none)")
     p.set_defaults(func=_plot)
 
     _add_experiment_group(
@@ -366,7 +368,8 @@ def _plot(args, rest) -> int:
     from hystax.plots import plot_run_dirs
 
     for path in plot_run_dirs([Path(p) for p in args.run_dirs],
-                              out_dir=Path(args.out_dir) if args.out_dir else None):
+                              out_dir=Path(args.out_dir) if args.out_dir else None,
+                              smooth=args.smooth):
         print(f"wrote {path}")
     return 0
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hystax.stats import mean_and_bootstrap_ci
+import numpy as np
+
+from hystax.stats import mean_and_bootstrap_ci, nanmean_over_seeds
 
 DPI = 120
 
@@ -45,9 +47,29 @@ def steps_axis(ax, xlabel: str, nbins: int = 6) -> None:
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
 
 
+MIN_SEEDS_FOR_CI = 3  # fewer seeds than this get thin per-seed lines instead of a band
+
+
 def band(ax, x, y, label, seed=0, color=None):
-    """Mean line and 95% bootstrap band of ``y`` [seeds, T] over seeds; returns the line."""
-    mean, lo, hi = mean_and_bootstrap_ci(y, confidence=0.95, seed=seed)
+    """Mean line of ``y`` [seeds, T] over seeds with its 95% bootstrap band, or, with fewer
+    than ``MIN_SEEDS_FOR_CI`` seeds (too few for an interval), a thin line per seed; returns
+    the mean line."""
+    y = np.asarray(y, np.float64)
+    if y.shape[0] >= MIN_SEEDS_FOR_CI:
+        mean, lo, hi = mean_and_bootstrap_ci(y, confidence=0.95, seed=seed)
+    else:
+        mean = nanmean_over_seeds(y)
     (line,) = ax.plot(x, mean, label=label, color=color, linewidth=1.6)
-    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+    if y.shape[0] >= MIN_SEEDS_FOR_CI:
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+    elif y.shape[0] > 1:
+        for row in y:
+            ax.plot(x, row, color=line.get_color(), linewidth=0.6, alpha=0.5)
     return line
+
+
+def band_note(num_seeds: int) -> str:
+    """What a figure's shading means for runs of ``num_seeds`` seeds (see :func:`band`)."""
+    if num_seeds >= MIN_SEEDS_FOR_CI:
+        return "mean over seeds, shaded: 95% bootstrap CI"
+    return "mean over seeds, thin lines: each seed" if num_seeds > 1 else "one seed"

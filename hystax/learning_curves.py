@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hystax.errors import HystaxError, require
-from hystax.figure import band, new_figure, save_figure, steps_axis
+from hystax.figure import band, band_note, new_figure, save_figure, steps_axis
 from hystax.stats import forward_fill, running_mean
 
 Curve = tuple[np.ndarray, np.ndarray]  # (steps [T], returns [seeds, T])
@@ -69,5 +69,5 @@ def plot_learning_curve_grid(panels: Mapping[str, Mapping[str, Curve]], out_png,
         ax.set_visible(False)
     n = "/".join(str(s) for s in sorted(seeds))
     note = f"{smooth}-update running mean, " if smooth > 1 else ""
-    fig.suptitle(f"{title}\n{note}mean over {n} seeds, shaded: 95% bootstrap CI", fontsize=11)
+    fig.suptitle(f"{title}\n{note}{band_note(min(seeds))} ({n} seeds)", fontsize=11)
     return save_figure(fig, out_png)

@@ -21,12 +21,13 @@ import numpy as np
 
 from hystax import rundir
 from hystax.errors import HystaxError, require
-from hystax.figure import DPI, band, new_figure, save_figure, steps_axis
+from hystax.figure import DPI, band, band_note, new_figure, save_figure, steps_axis
 from hystax.stats import (
     loglog_slope,
     mean_and_standard_error,
     forward_fill,
     nanmean_over_seeds,
+    running_mean,
     stratified_bootstrap_ci,
 )
 
@@ -78,8 +79,11 @@ def _x_axis(metrics: Mapping[str, np.ndarray]) -> tuple[np.ndarray, str]:
 # ----------------------------------------------------------------------------- returns
 
 def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
-                    labels: Sequence[str] | None = None, title: str | None = None):
+                    labels: Sequence[str] | None = None, title: str | None = None,
+                    smooth: int = 1):
     """Build (but do not save) the return-curve figure; returns the ``Figure``."""
+    require(isinstance(smooth, (int, np.integer)) and smooth >= 1,
+            f"smooth must be a positive number of updates, got {smooth!r}")
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise HystaxError("no run directories given to plot")
@@ -98,6 +102,8 @@ def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
         x, xlabel = _x_axis(m)
         xlabels.add(xlabel)
         y = forward_fill(m[metric])
+        if smooth > 1:
+            y = running_mean(y, int(smooth))
         name = labels[i] if labels is not None else _run_label(d, config)
         label = f"{name} {_seeds_note(y.shape[0])}"
         if not np.isfinite(y).any():
@@ -116,11 +122,12 @@ def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
     ax.set_ylabel(_human(metric))
     if title is None:
         if len(run_dirs) == 1:
-            config = loaded[0][0]
-            title = str(config.get("name") or _run_label(run_dirs[0], config))
+            title = _run_label(run_dirs[0], loaded[0][0])
         else:
             title = f"{_human(metric)}: {len(run_dirs)} runs"
-    ax.set_title(f"{title}\nmean over seeds, shaded: 95% bootstrap CI", fontsize=10)
+    seeds = min(m[metric].shape[0] for _, m in loaded)
+    note = f"{smooth}-update running mean, " if smooth > 1 else ""
+    ax.set_title(f"{title}\n{note}{band_note(seeds)}", fontsize=10)
     ax.grid(alpha=0.3)
     # Below the axes: a legend inside would hide the ends of rising curves.
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16),
@@ -129,11 +136,13 @@ def _returns_figure(run_dirs: Sequence, metric: str = "episode_return",
 
 
 def plot_returns(run_dirs: Sequence, out_png, metric: str = "episode_return",
-                 labels: Sequence[str] | None = None, title: str | None = None) -> Path:
+                 labels: Sequence[str] | None = None, title: str | None = None,
+                 smooth: int = 1) -> Path:
     """Overlay the learning curves of several runs and save them as a PNG.
 
     Each run contributes the mean over seeds of ``metric`` (forward-filled across updates that
-    finished no episode) with a shaded 95% bootstrap confidence band, against environment steps.
+    finished no episode) with a shaded 95% bootstrap confidence band (thin per-seed lines under
+    3 seeds), against environment steps.
 
     Args:
       run_dirs: run directories (each with ``config.json`` and ``metrics.csv``).
@@ -141,12 +150,14 @@ def plot_returns(run_dirs: Sequence, out_png, metric: str = "episode_return",
       metric: a column of ``metrics.csv``.
       labels: legend names, one per run; default ``"<agent> on <env>"`` from the config, else
         the folder name. The number of seeds is appended, e.g. ``"(n=4 seeds)"``.
-      title: figure title; default the run's name (one run) or ``"<metric>: N runs"``.
+      title: figure title; default ``"<agent>[-<memory>] on <env>"`` (one run) or
+        ``"<metric>: N runs"``.
+      smooth: a running mean over this many updates (1: none).
 
     Returns:
       The path of the written PNG.
     """
-    fig = _returns_figure(run_dirs, metric=metric, labels=labels, title=title)
+    fig = _returns_figure(run_dirs, metric=metric, labels=labels, title=title, smooth=smooth)
     return save_figure(fig, out_png)
 
 
@@ -172,12 +183,12 @@ def _losses_figure(run_dir, columns: Sequence[str] | None = None):
     for ax in list(axes.flat)[len(columns):]:
         ax.set_visible(False)
     n = m[columns[0]].shape[0]
-    fig.suptitle(f"{_run_label(run_dir, config)}: training metrics, mean and 95% bootstrap CI "
+    fig.suptitle(f"{_run_label(run_dir, config)}: training metrics, {band_note(n)} "
                  f"{_seeds_note(n)}", fontsize=10)
     return fig
 
 
-def plot_run_dirs(run_dirs: Sequence, out_dir=None) -> list[Path]:
+def plot_run_dirs(run_dirs: Sequence, out_dir=None, smooth: int = 1) -> list[Path]:
     """Write the standard figures for run directories (what ``hystax plot RUN_DIR...`` calls).
 
     One run directory: ``returns.png`` and, when the run logged training diagnostics (losses,
@@ -198,13 +209,13 @@ def plot_run_dirs(run_dirs: Sequence, out_dir=None) -> list[Path]:
         _load(d)
     if len(run_dirs) == 1:
         target = Path(out_dir) if out_dir is not None else run_dirs[0]
-        written = [plot_returns(run_dirs, target / "returns.png")]
+        written = [plot_returns(run_dirs, target / "returns.png", smooth=smooth)]
         fig = _losses_figure(run_dirs[0])
         if fig is not None:
             written.append(save_figure(fig, target / "losses.png"))
         return written
     target = Path(out_dir) if out_dir is not None else run_dirs[0].resolve().parent / "compare"
-    return [plot_returns(run_dirs, target / "returns.png")]
+    return [plot_returns(run_dirs, target / "returns.png", smooth=smooth)]
 
 
 # ----------------------------------------------------------------------------- IQM

@@ -175,7 +175,7 @@ def test_returns_figure_labels(tmp_path):
     (ax,) = fig.axes
     assert ax.get_xlabel() == "environment steps"
     assert ax.get_ylabel() == "episode return"
-    assert "run_a" in ax.get_title()
+    assert ax.get_title().startswith("ppo on CartPole-v1\n")  # agent and env, not the folder
     (text,) = [t.get_text() for t in ax.get_legend().get_texts()]
     assert text == "ppo on CartPole-v1 (n=3 seeds)"
     line = ax.get_lines()[0]
@@ -401,3 +401,28 @@ def test_task_matrix_cells_keep_significant_digits(tmp_path):
         "0.0021", "0.0043", "0.35", "12", "120"]
     errors = {"hnet": np.array([[0.0021, 0.0043], [np.nan, 0.0017]])}
     assert plots.plot_task_matrices(errors, tmp_path / "errors.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("seeds, shaded, thin_lines", [((0, 1, 2), True, 0), ((0, 1), False, 2)])
+def test_run_titles_name_the_run_not_its_timestamp_and_bands_need_three_seeds(
+        tmp_path, seeds, shaded, thin_lines):
+    from matplotlib.collections import PolyCollection
+
+    run = _fake_run(tmp_path / "ppo-CartPole-v1-20261202-101010", seeds=seeds)
+    ax = plots._returns_figure([run]).axes[0]
+    title = ax.get_title()
+    assert title.splitlines()[0] == "ppo on CartPole-v1" and "2026" not in title
+    assert ("95% bootstrap CI" in title) == shaded and ("each seed" in title) != shaded
+    assert any(isinstance(c, PolyCollection) for c in ax.collections) == shaded
+    assert len(ax.get_lines()) == 1 + thin_lines
+
+
+def test_smoothing_is_a_running_mean_and_is_named_in_the_title(tmp_path):
+    run = _fake_run(tmp_path / "r")
+    raw = plots._returns_figure([run]).axes[0].get_lines()[0].get_ydata()
+    ax = plots._returns_figure([run], smooth=5).axes[0]
+    smoothed = ax.get_lines()[0].get_ydata()
+    assert "5-update running mean" in ax.get_title()
+    assert np.nanstd(np.diff(smoothed)) < np.nanstd(np.diff(raw))
+    with pytest.raises(HystaxError, match="smooth must be a positive"):
+        plots._returns_figure([run], smooth=0)
