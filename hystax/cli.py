@@ -123,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-updates", type=_int, help="updates per jitted chunk")
     p.add_argument("--checkpoint-every", type=_int, default=10, help="checkpoint every N chunks")
     p.add_argument("--devices", type=_int, help="devices to shard seeds over (default: all)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run from its latest checkpoint (with --total-timesteps N: "
+                        "and run it longer)")
     p.add_argument("--distributed", action="store_true",
                    help="call jax.distributed.initialize() first (multi-host; run the same "
                         "command on every host; Slurm/TPU/MPI clusters are detected)")
@@ -260,10 +262,17 @@ def _train(args, rest) -> int:
         conflict_handler="resolve")
     group = config_parser.add_argument_group(f"{args.agent} config fields") if module else None
     fields = _add_config_flags(group, module.Config) if module else []
+    if module is None:  # --resume: the one setting a resume may change
+        config_parser.add_argument("--total-timesteps", dest="total_timesteps", type=_int,
+                                   help="run longer than the run's config.json says")
+        fields = ["total_timesteps"]
     if args.help:
         config_parser.print_help()
         return 0
     overrides_ns, unknown = config_parser.parse_known_args(rest)
+    if unknown and module is None:
+        raise HystaxError(f"a resume takes its settings from the run's config.json (only "
+                          f"--total-timesteps may be given): drop {' '.join(unknown)}")
     if unknown:
         raise HystaxError(f"unrecognized arguments: {' '.join(unknown)}")
     overrides = {f: getattr(overrides_ns, f) for f in fields if getattr(overrides_ns, f) is not None}

@@ -157,12 +157,13 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
                         name=name, chunk_updates=chunk_updates, checkpoint_every=checkpoint_every)
         defaults = inspect.signature(train).parameters
         given = {k for k, v in settings.items() if v is not defaults[k].default
-                 and v != defaults[k].default} | set(overrides)
+                 and v != defaults[k].default} | (set(overrides) - {"total_timesteps"})
         if given:
-            raise HystaxError(f"resume takes its settings from the run's config.json; drop "
+            raise HystaxError(f"resume takes its settings from the run's config.json (only a "
+                              f"larger total_timesteps may be given); drop "
                               f"{', '.join(sorted(given))}")
         return _resume(Path(resume), progress=progress, callback=callback, plots=plots,
-                       devices=devices)
+                       devices=devices, total_timesteps=overrides.get("total_timesteps"))
     require(checkpoint_every > 0, f"checkpoint_every must be positive, got {checkpoint_every}")
     rundir.check_name(name)
     spec = resolve(agent, env, seeds=seeds, config=config, env_params=env_params, check=check,
@@ -203,9 +204,12 @@ def saved_config(agent: str, config: Mapping) -> dict:
     return {**getattr(agents.get(agent), "SAVED_DEFAULTS", {}), **config}
 
 
-def _resume(run_dir: Path, *, progress, callback, plots, devices) -> RunResult:
+def _resume(run_dir: Path, *, progress, callback, plots, devices,
+            total_timesteps=None) -> RunResult:
     saved = rundir.read_config(run_dir)
     rundir.check_unedited(run_dir, saved)
+    if total_timesteps is not None:
+        saved = _extended(run_dir, saved, total_timesteps)
     missing = {"agent", "env", "seeds", "config", "chunk_updates", "checkpoint_every"} - set(saved)
     if missing:
         raise HystaxError(f"{run_dir / rundir.CONFIG_FILE} lacks the field(s) "
@@ -220,8 +224,25 @@ def _resume(run_dir: Path, *, progress, callback, plots, devices) -> RunResult:
                    env_params=saved.get("env_params") or None, check=False)
     algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
     mesh = sharding.seed_mesh(len(spec.seeds), devices)
+    if total_timesteps is not None and jax.process_index() == 0:
+        rundir.write_config(run_dir, saved)  # validated above: the run now runs longer
     return _run(spec, algorithm, mesh, run_dir, saved["chunk_updates"], saved["checkpoint_every"],
                 progress, callback, plots, restore=True)
+
+
+def _extended(run_dir: Path, saved: dict, total_timesteps) -> dict:
+    """``saved`` with a larger ``total_timesteps`` (the one setting a resume may change)."""
+    config = dict(saved["config"])
+    before = config.get("total_timesteps")
+    require(isinstance(total_timesteps, (int, float, np.integer)) and before is not None
+            and total_timesteps >= before,
+            f"a resume may only raise total_timesteps (the run has {before}), got "
+            f"{total_timesteps!r}")
+    require(not config.get("anneal_lr") or total_timesteps == before,
+            f"{run_dir} anneals its learning rate over its total_timesteps, so it cannot be "
+            "extended: start a new run")
+    config["total_timesteps"] = total_timesteps
+    return {k: v for k, v in {**saved, "config": config}.items() if k != rundir.HASH_FIELD}
 
 
 def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_every, progress,

@@ -230,6 +230,19 @@ def test_an_edited_config_is_refused_on_resume_naming_the_field(stopped_run, tmp
         train(resume=run, **QUIET)
 
 
+def test_a_resume_may_raise_total_timesteps_and_nothing_else(tmp_path):
+    run = train("ppo", "CartPole-v1", out_dir=tmp_path, name="x", anneal_lr=False, **QUIET,
+                **SMALL).run_dir
+    longer = train(resume=run, total_timesteps=2 * SMALL["total_timesteps"], **QUIET)
+    assert longer.metrics["env_steps"].shape == (1, 20) and not longer.interrupted
+    assert rundir.read_config(run)["config"]["total_timesteps"] == 2 * SMALL["total_timesteps"]
+    rundir.check_unedited(run, rundir.read_config(run))   # rewritten with its hash, not edited
+    with pytest.raises(HystaxError, match="may only raise total_timesteps"):
+        train(resume=run, total_timesteps=64, **QUIET)
+    with pytest.raises(HystaxError, match="only a larger total_timesteps may be given"):
+        train(resume=run, lr=1e-2, **QUIET)
+
+
 def test_a_resume_refuses_a_gap_in_metrics_csv(stopped_run, tmp_path):
     run = _copy(stopped_run, tmp_path)
     lines = (run / "metrics.csv").read_text().splitlines()
