@@ -208,7 +208,6 @@ def _list(args, rest) -> int:
     from hystax import agents, envs
 
     from hystax.agents.bandits import ALGORITHMS
-
     from hystax.agents.memory import MODELS
 
     print("agents:")

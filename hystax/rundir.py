@@ -153,8 +153,8 @@ def create_run_dir(out_dir, name: str | None = None, *, stem: str,
         if not overwrite:
             raise HystaxError(f"{path} already exists; pass another --name, or --overwrite to "
                               "replace it")
-        if not path.is_dir():
-            raise HystaxError(f"{path} exists and is not a folder")
+        if not path.is_dir() or path.is_symlink():
+            raise HystaxError(f"{path} exists and is not a folder (or is a link): not replaced")
         shutil.rmtree(path)
     return make_writable_dir(path)
 
