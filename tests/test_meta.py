@@ -325,14 +325,14 @@ def test_step_cap_ends_meta_episode_and_trial_returns_uses_done():
 
 
 def test_same_start_restarts_every_trial_from_the_meta_reset_state():
-    for env in (meta.cartpole_family(same_start=True), family("meta/CartPole"),
-                family("meta/CartPole-SameStart")):
+    for env in (meta.cartpole_family(same_start=True), family("meta/CartPole")):
         obs0, _, outs = _rollout(env, env.default_params, [0] * 40)   # falls in ~10 steps
         trial_starts = [out[0] for out in outs if out[0][-2] == 1.0]
         assert len(trial_starts) >= 2
         for obs in trial_starts:
             assert np.allclose(obs[:4], obs0[:4], atol=1e-6) == env.same_start
-    assert family("meta/CartPole-SameStart").num_trials == 16
+    registered = family("meta/CartPole-SameStart")   # the same class: no second rollout
+    assert registered.same_start and registered.num_trials == 16
 
 
 # --- trial_returns -------------------------------------------------------------------------------
