@@ -201,6 +201,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(finished_run, 
     assert (run / "unreadable" / "10").is_dir()
 
 
+@pytest.mark.slow  # a resume from scratch (8-10 s); see the allowance above
 def test_a_run_killed_before_its_first_checkpoint_restarts_on_resume(finished_run, tmp_path,
                                                                      capsys):
     """SIGKILL before the first checkpoint leaves config.json and metrics rows, no checkpoint:
@@ -230,6 +231,7 @@ def test_an_edited_config_is_refused_on_resume_naming_the_field(stopped_run, tmp
         train(resume=run, **QUIET)
 
 
+@pytest.mark.slow  # two trainings (15-20 s); issue 14's default-run allowance is 60 s
 def test_a_resume_may_raise_total_timesteps_and_nothing_else(tmp_path):
     run = train("ppo", "CartPole-v1", out_dir=tmp_path, name="x", anneal_lr=False, **QUIET,
                 **SMALL).run_dir
