@@ -28,6 +28,7 @@ import numpy as np
 from hystax.errors import HystaxError
 
 Metrics = dict[str, jax.Array]
+MAX_TIMESTEPS = 2**31 - 1  # env-step counters are int32: no config may ask for more
 
 
 class Algorithm(NamedTuple):
