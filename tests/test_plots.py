@@ -397,7 +397,9 @@ def test_learning_curve_grid(tmp_path):
 
 def test_task_matrix_cells_keep_significant_digits(tmp_path):
     """One-step errors of a good model are ~1e-3: every cell used to read "0.0"."""
-    assert [plots._cell_text(v) for v in (0.0021, 0.0043, 0.35, 12.0, 120.4)] == [
+    from hystax.task_plots import cell_text
+
+    assert [cell_text(v) for v in (0.0021, 0.0043, 0.35, 12.0, 120.4)] == [
         "0.0021", "0.0043", "0.35", "12", "120"]
     errors = {"hnet": np.array([[0.0021, 0.0043], [np.nan, 0.0017]])}
     assert plots.plot_task_matrices(errors, tmp_path / "errors.png").stat().st_size > 5_000
