@@ -30,6 +30,7 @@ import numpy as np
 from hystax.agents.bandits import api, dynlin_ucb, make_info
 from hystax.envs.dlb import preset
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
+from hystax.progress import PartBar
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 
@@ -299,16 +300,18 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, out: str = "runs/bench_bandits.json") -> dict:
+def main(quick: bool = False, out: str = "runs/bench_bandits.json",
+         progress: bool = True) -> dict:
     """Run the benchmark, print the table, write JSON to ``out``; return the results."""
     sizes = QUICK if quick else FULL
     machine = machine_info()
     problem = preset(PRESET)
     start = time.perf_counter()
-    jax_row, jax_out = bench_jax(problem, sizes)
-    numpy_row = bench_numpy(problem, sizes)
-    check = check_numpy_matches_jax(problem, sizes, jax_out)
-    memory = bench_memory(problem, sizes)
+    with PartBar(4, "bench bandits", progress) as part:
+        jax_row, jax_out = part("jax", bench_jax, problem, sizes)
+        numpy_row = part("numpy loop", bench_numpy, problem, sizes)
+        check = part("numpy = jax check", check_numpy_matches_jax, problem, sizes, jax_out)
+        memory = part("memory", bench_memory, problem, sizes)
     verdict = memory_verdict(memory)
     results = {"benchmark": "bandits", "algorithm": "DynLin-UCB (lam = log T)", "preset": PRESET,
                "quick": quick, "sizes": dataclasses.asdict(sizes), "machine": machine,

@@ -59,6 +59,7 @@ def bench_cli(main: Callable[..., dict], name: str, doc: str,
                                      description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     parser.add_argument("--out", default=f"runs/bench_{name}.json", help="where the JSON goes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    main(quick=args.quick, out=args.out)
+    main(quick=args.quick, out=args.out, progress=not args.no_progress)
     return 0

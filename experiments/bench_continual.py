@@ -54,6 +54,7 @@ from hystax.agents.mpc import (
 )
 from hystax.envs.continual import collect_random, suite
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
+from hystax.progress import PartBar
 from hystax.world_models.continual import fit, make_method
 from hystax.world_models.dynamics import Transitions
 from hystax.world_models.hypernet import hnet_sizes
@@ -442,17 +443,19 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, out: str = "runs/bench_continual.json") -> dict:
+def main(quick: bool = False, out: str = "runs/bench_continual.json",
+         progress: bool = True) -> dict:
     """Run the benchmark, print the tables, write JSON to ``out``; return the results."""
     sizes = QUICK if quick else FULL
     machine = machine_info()
     start = time.perf_counter()
     seq = suite(SUITE)
     tasks = max(1 + sizes.update_tasks, 1)
-    data = _collect(seq, sizes.data_steps, tasks)
-    planning, plan_model = bench_planning(sizes, seq, data)
-    updates = bench_updates(sizes, seq, data)
-    memory, capacity, verdict = bench_memory(sizes)
+    with PartBar(4, "bench continual", progress) as part:
+        data = part("data", _collect, seq, sizes.data_steps, tasks)
+        planning, plan_model = part("planning", bench_planning, sizes, seq, data)
+        updates = part("updates", bench_updates, sizes, seq, data)
+        memory, capacity, verdict = part("memory", bench_memory, sizes)
     results = {"benchmark": "continual", "suite": SUITE, "quick": quick,
                "sizes": dataclasses.asdict(sizes), "machine": machine,
                "plan_model": plan_model, "planning": planning, "updates": updates,

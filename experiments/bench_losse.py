@@ -66,6 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
+from hystax.progress import PartBar
 from hystax.world_models import ftl, losse
 
 import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)
@@ -421,10 +422,12 @@ def _skipped(method: str, sizes: Sizes, D: int, limit: int) -> dict:
 # --- the sweep ---------------------------------------------------------------------------------
 
 
-def bench_sweep(sizes: Sizes) -> list[dict]:
+def bench_sweep(sizes: Sizes, progress: bool = True) -> list[dict]:
+    """Every method at every target feature count (one bar tick each); rows as in the JSON."""
     need = max(sizes.chunk * (1 + sizes.reps), sizes.rls_chunk * (1 + sizes.rls_reps))
     x, y = make_stream(sizes, need + sizes.holdout)
     rows = []
+    part = PartBar(len(sizes.targets) * len(METHODS), "bench losse", progress)
     for target in sizes.targets:
         bins = bins_for(target, sizes.num_groups, sizes.group_dim)
         encoder = losse.make_encoder(jax.random.PRNGKey(0), sizes.input_dim, sizes.num_groups,
@@ -438,16 +441,18 @@ def bench_sweep(sizes: Sizes) -> list[dict]:
         for method in METHODS:
             limit = {"sparse": None, "dense": sizes.dense_max_features,
                      "rls": sizes.rls_max_features}[method]
+            name = f"D = {D:,} {LABELS[method]}"
             if limit is not None and D > limit:
-                row = _skipped(method, sizes, D, limit)
+                row = part(name, _skipped, method, sizes, D, limit)
             elif method == "rls":
-                row = bench_rls(sizes, encoder, encoded, holdout)
+                row = part(name, bench_rls, sizes, encoder, encoded, holdout)
             else:
-                row = bench_ftl(sizes, method, encoder, encoded, holdout)
+                row = part(name, bench_ftl, sizes, method, encoder, encoded, holdout)
             rows.append({**common, "skipped": False, **row})
             if not row.get("skipped"):
                 print(f"  D = {D:>9,} {LABELS[method]:>10}: {row['us_per_transition']:10,.0f} us/"
                       f"transition (compile {row['compile_s']:.1f} s)", flush=True)
+    part.close()
     return rows
 
 
@@ -621,7 +626,7 @@ def plot(results: dict, path: Path) -> Path:
     return path
 
 
-def main(quick: bool = False, out: str = "runs/bench_losse.json") -> dict:
+def main(quick: bool = False, out: str = "runs/bench_losse.json", progress: bool = True) -> dict:
     """Run the benchmark, print the tables, write JSON to ``out`` and the plot next to it."""
     sizes = QUICK if quick else FULL
     machine = machine_info()
@@ -629,7 +634,7 @@ def main(quick: bool = False, out: str = "runs/bench_losse.json") -> dict:
     blas = blas_check(sizes)
     found = set_blas_threads(sizes.blas_threads)
     try:
-        rows = bench_sweep(sizes)
+        rows = bench_sweep(sizes, progress)
     finally:
         set_blas_threads(found)
     png = Path(out).with_suffix(".png")

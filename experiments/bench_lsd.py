@@ -54,6 +54,7 @@ from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_roundin
 from hystax.agents.bandits.lsd.runner import _single_run, make_info
 from hystax.envs.lsd import payoff_table, preset, random_monotone
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
+from hystax.progress import PartBar
 
 import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)
 
@@ -481,15 +482,16 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, out: str = "runs/bench_lsd.json") -> dict:
+def main(quick: bool = False, out: str = "runs/bench_lsd.json", progress: bool = True) -> dict:
     """Run the benchmark, print the tables, write JSON to ``out``; return the results."""
     sizes = QUICK if quick else FULL
     machine = machine_info()
     start = time.perf_counter()
-    dp = bench_dp(sizes)
-    lp = bench_lp(sizes)
-    rounding = bench_rounding(sizes)
-    learners, check = bench_learners(sizes)
+    with PartBar(4, "bench lsd", progress) as part:
+        dp = part("exact DP", bench_dp, sizes)
+        lp = part("LP", bench_lp, sizes)
+        rounding = part("rounding", bench_rounding, sizes)
+        learners, check = part("learners", bench_learners, sizes)
     ratios = {r["learner"]: r["ratio"] for r in learners if r["impl"] == "jax"}
     lp_diff = max(r["abs_diff"] for r in lp)
     results = {"benchmark": "lsd", "preset": PRESET, "quick": quick,

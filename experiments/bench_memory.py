@@ -33,6 +33,7 @@ from hystax.agents import ppo
 from hystax.agents.api import default_hparams
 from hystax.agents.memory import SequenceModel
 from hystax.experiments.bench_common import bench_cli, machine_info, write_results
+from hystax.progress import PartBar
 
 LAYER_MODELS = ("s5", "s5-before", "s4d", "gru", "lstm")
 PPO_MEMORIES = ("s5", "s5-before", "gru", "gru-before")
@@ -168,16 +169,18 @@ def format_tables(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, out: str = "runs/bench_memory.json") -> dict:
+def main(quick: bool = False, out: str = "runs/bench_memory.json",
+         progress: bool = True) -> dict:
     """Run the benchmark, print the tables, write JSON to ``out``; return the results."""
     sizes = QUICK if quick else FULL
     start = time.perf_counter()
     results = {"benchmark": "memory", "quick": quick, "machine": machine_info(),
                "sizes": {k: v for k, v in dataclasses.asdict(sizes).items() if k != "ppo"},
                "ppo_config": dataclasses.asdict(sizes.ppo)}
-    results["layers"] = bench_layers(sizes)
-    results["ppo"] = bench_ppo_throughput(sizes)
-    results["compile"] = bench_compile_vs_depth(sizes)
+    with PartBar(3, "bench memory", progress) as part:
+        results["layers"] = part("layer timings", bench_layers, sizes)
+        results["ppo"] = part("PPO throughput", bench_ppo_throughput, sizes)
+        results["compile"] = part("compile vs depth", bench_compile_vs_depth, sizes)
     results["total_s"] = time.perf_counter() - start
     results["table"] = format_tables(results)
     print(results["table"])

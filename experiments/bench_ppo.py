@@ -6,7 +6,7 @@ measures, with the default ``ppo.Config()`` structure (4 envs x 128 steps per up
 1. steady-state env-steps/s of ``jax.jit(jax.vmap(train))(keys)`` for 1 seed and for 64
    seeds, with compile time (``lower().compile()``) reported apart from run time;
 2. the runner's overhead: the same seeds and updates run (a) as one monolithic jitted scan
-   and (b) as the runner's host loop over jitted chunks (``hystax.runner._chunk_fn``, metrics
+   and (b) as the runner's host loop over jitted chunks (``hystax.runner.make_chunk_fn``, metrics
    brought to the host after every chunk), repeated A B A B ... and compared by median.
 
 Results go to stdout as a markdown table and to ``out`` as JSON (with machine info).
@@ -28,6 +28,7 @@ from hystax import runner, sharding
 from hystax.agents import ppo
 from hystax.agents.api import merge_hparams
 from hystax.experiments.bench_common import bench_cli, machine_info, write_results
+from hystax.progress import PartBar
 
 ENV = "CartPole-v1"
 TARGET_RATIO = 1.10
@@ -101,12 +102,12 @@ def build_chunked(num_seeds: int, num_updates: int):
     """
     spec = _spec(num_seeds, num_updates)
     algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
-    chunk_updates = runner._chunk_size(algorithm.num_updates, None)
+    chunk_updates = runner.chunk_size(algorithm.num_updates, None)
     mesh = sharding.seed_mesh(num_seeds)
     shard = sharding.seed_sharding(mesh)
     hparams = merge_hparams(spec.config, None)
     init = jax.jit(jax.vmap(algorithm.init, in_axes=(0, None)), out_shardings=shard)
-    chunk = runner._chunk_fn(algorithm, shard, chunk_updates)
+    chunk = runner.make_chunk_fn(algorithm, shard, chunk_updates)
 
     def run(offset: int) -> float:
         start = time.perf_counter()
@@ -116,7 +117,7 @@ def build_chunked(num_seeds: int, num_updates: int):
                                                        chunk_updates, spec):
             for k, v in metrics.items():
                 history.setdefault(k, []).append(v)
-            runner._recent_return(metrics)
+            runner.recent_return(metrics)
         jax.block_until_ready(state)
         _ = {k: np.concatenate(v, axis=1) for k, v in history.items()}  # as the runner returns
         return time.perf_counter() - start
@@ -186,17 +187,21 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, out: str = "runs/bench_ppo.json") -> dict:
+def main(quick: bool = False, out: str = "runs/bench_ppo.json", progress: bool = True) -> dict:
     """Run the benchmark, print the table, write JSON to ``out``; return the results."""
     sizes = QUICK if quick else FULL
     machine = machine_info()
     start = time.perf_counter()
-    single = bench_throughput(f"PPO-MLP {ENV}, 1 seed", 1, sizes.single_updates, sizes.reps)
-    many = bench_throughput(f"PPO-MLP {ENV}, {sizes.many_seeds} seeds", sizes.many_seeds,
-                            sizes.many_updates, max(3, sizes.reps - 2))
-    overhead = bench_overhead(sizes.overhead_seeds, sizes.overhead_updates, sizes.reps)
-    runner_train_s = None if quick else bench_runner_train(sizes.overhead_seeds,
-                                                          sizes.overhead_updates)
+    with PartBar(3 if quick else 4, "bench ppo", progress) as part:
+        single = part("1 seed", bench_throughput, f"PPO-MLP {ENV}, 1 seed", 1,
+                      sizes.single_updates, sizes.reps)
+        many = part(f"{sizes.many_seeds} seeds", bench_throughput,
+                    f"PPO-MLP {ENV}, {sizes.many_seeds} seeds", sizes.many_seeds,
+                    sizes.many_updates, max(3, sizes.reps - 2))
+        overhead = part("runner overhead", bench_overhead, sizes.overhead_seeds,
+                        sizes.overhead_updates, sizes.reps)
+        runner_train_s = None if quick else part("runner.train", bench_runner_train,
+                                                 sizes.overhead_seeds, sizes.overhead_updates)
     base = ppo.Config()
     results = {
         "benchmark": "ppo", "env": ENV, "quick": quick,

@@ -70,6 +70,7 @@ from hystax.world_models import ftl, losse
 
 import hystax  # noqa: F401  (its XLA:CPU workaround; importing this module ran it before jax)
 from hystax.errors import HystaxError, require
+from hystax.progress import PartBar
 from hystax.rundir import create_run_dir
 from hystax.stats import mean_and_standard_error
 
@@ -261,8 +262,8 @@ def _mlp_runs(config: RegressionConfig, replay: bool, data_keys, mlp_keys):
 
 # --- the experiment ----------------------------------------------------------------------------
 
-def run(config: RegressionConfig | None = None) -> dict:
-    """All methods on all seeds. Returns ``grid`` [G], ``target`` [G], ``mse`` {method: [seeds]},
+def run(config: RegressionConfig | None = None, progress: bool = True) -> dict:
+    """All methods on all seeds (one progress-bar tick a method). Returns ``grid`` [G], ``target`` [G], ``mse`` {method: [seeds]},
     ``predictions`` {method: [seeds, G]} (numpy), ``skipped`` (Losse samples rejected or
     dropped, summed over seeds: 0 expected), ``config`` and ``wall_s``."""
     config = config or RegressionConfig()
@@ -272,10 +273,14 @@ def run(config: RegressionConfig | None = None) -> dict:
     keys = _seed_keys(config.seeds)
     data_keys = keys[:, 0]
     predictions = {}
-    losse_pred, skipped = _losse_runs(config, _encoders(config, keys[:, 1]), data_keys)
-    predictions["losse-ftl"] = losse_pred
-    predictions["online-mlp"] = _mlp_runs(config, False, data_keys, keys[:, 2])
-    predictions["replay-mlp"] = _mlp_runs(config, True, data_keys, keys[:, 3])
+    with PartBar(3, "losse regression", progress) as part:
+        losse_pred, skipped = part("losse-ftl", _losse_runs, config,
+                                   _encoders(config, keys[:, 1]), data_keys)
+        predictions["losse-ftl"] = losse_pred
+        predictions["online-mlp"] = part("online-mlp", _mlp_runs, config, False, data_keys,
+                                         keys[:, 2])
+        predictions["replay-mlp"] = part("replay-mlp", _mlp_runs, config, True, data_keys,
+                                         keys[:, 3])
     grid = np.asarray(_grid(config))
     truth = np.asarray(target(_grid(config)))
     predictions = {m: np.asarray(p, np.float64) for m, p in predictions.items()}
@@ -398,6 +403,7 @@ def cli(rest: list[str] | None = None,
     add_run_dir_args(parser, "runs/losse_regression", "regression")
     parser.add_argument("--quick", action="store_true",
                         help="a small run: 1,000 samples, 2 seeds, 200 test points")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(rest)
     return run_or_exit(parser, lambda: _run_from_args(args))
 
@@ -414,7 +420,7 @@ def _run_from_args(args) -> dict:
         raise HystaxError(f"noise must be a finite number >= 0, got {args.noise!r}") from None
     config = quick_config(**overrides) if args.quick else RegressionConfig(**overrides)
     out_dir = create_run_dir(args.out_dir, args.name, stem="regression", overwrite=args.overwrite)
-    result = run(config)
+    result = run(config, progress=not args.no_progress)
     summary = write_outputs(result, out_dir)
     print(f"wrote {out_dir}/ ({result['wall_s']:.0f} s)")
     return summary

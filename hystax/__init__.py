@@ -51,6 +51,7 @@ _LAZY = {
     "register": ("hystax.envs", "register"),
     "check_env": ("hystax.envs", "check_env"),
     "train": ("hystax.runner", "train"),
+    "sweep": ("hystax.hparam_sweep", "sweep"),
     "HystaxError": ("hystax.errors", "HystaxError"),
 }
 

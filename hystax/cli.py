@@ -177,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
                                   "existing one)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing <out-dir>/<name> (else it is refused)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_bench)
     return parser
 
@@ -419,7 +420,8 @@ def _bench(args, rest) -> int:
 
     run_dir = create_run_dir(args.out_dir, args.name, stem=args.what, overwrite=args.overwrite)
     bench = importlib.import_module(f"hystax.experiments.bench_{args.what}")
-    bench.main(quick=args.quick, out=str(run_dir / f"bench_{args.what}.json"))
+    bench.main(quick=args.quick, out=str(run_dir / f"bench_{args.what}.json"),
+               progress=not args.no_progress)
     return 0
 
 

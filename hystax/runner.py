@@ -169,7 +169,7 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
     spec = resolve(agent, env, seeds=seeds, config=config, env_params=env_params, check=check,
                    **overrides)
     algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
-    chunk_updates = _chunk_size(algorithm.num_updates, chunk_updates)
+    chunk_updates = chunk_size(algorithm.num_updates, chunk_updates)
     mesh = sharding.seed_mesh(len(spec.seeds), devices)
 
     run_dir = None
@@ -252,7 +252,7 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
     shard = sharding.seed_sharding(mesh)
     init = jax.jit(jax.vmap(algorithm.init, in_axes=(0, None)), out_shardings=shard)
     state = init(sharding.seed_keys(spec.seeds, mesh), merge_hparams(spec.config, None))
-    chunk = _chunk_fn(algorithm, shard, chunk_updates)  # compiled once, on the first chunk
+    chunk = make_chunk_fn(algorithm, shard, chunk_updates)  # compiled once, on the first chunk
     writer = run_dir is not None and jax.process_index() == 0
 
     checkpoints, done, history = None, 0, {}
@@ -285,7 +285,7 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
                     history.setdefault(k, []).append(v)
                 chunks_done += 1
                 bar.update(n * steps_per_chunk_update)
-                recent = _recent_return(metrics)
+                recent = recent_return(metrics)
                 if recent is not None:
                     bar.set_postfix(ret=f"{recent:.4g}")
                 stopped = callback is not None and bool(callback(done, metrics))
@@ -322,7 +322,7 @@ def iterate_chunks(chunk, state, done: int, num_updates: int, chunk_updates: int
         yield done, state, metrics
 
 
-def _chunk_fn(algorithm, shard, chunk_updates):
+def make_chunk_fn(algorithm, shard, chunk_updates):
     """``chunk(state [seeds], n) -> (state, metrics [seeds, n])`` for any ``n <= chunk_updates``.
 
     One compilation serves every chunk: a shorter last chunk runs the same scan of
@@ -355,7 +355,7 @@ def _ordered(metrics: dict) -> dict:
     return {k: metrics[k] for k in [*first, *sorted(set(metrics) - set(first))]}
 
 
-def _chunk_size(num_updates: int, chunk_updates: int | None) -> int:
+def chunk_size(num_updates: int, chunk_updates: int | None) -> int:
     if chunk_updates is None:
         return max(1, math.ceil(num_updates / 25))
     require(int(chunk_updates) > 0, f"chunk_updates must be positive, got {chunk_updates}")
@@ -380,7 +380,7 @@ def _check_finite(metrics, first_update, spec):
                 f"rewards (hystax.envs.check_env) and the learning rate")
 
 
-def _recent_return(metrics) -> float | None:
+def recent_return(metrics) -> float | None:
     r = metrics.get("episode_return")
     if r is None:
         return None

@@ -46,8 +46,10 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
     assert results["runner_train_end_to_end_s"] is None  # only the full run times runner.train
     assert returned["overhead"]["ratio"] == overhead["ratio"]
 
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "| PPO-MLP CartPole-v1, 1 seed |" in printed and "ratio" in printed
+    assert "bench ppo: 3/3 parts" in captured.err  # the progress bar
     assert results["table"] in printed
 
 

@@ -62,7 +62,9 @@ def test_cli_quick_writes_the_outputs(quick, tmp_path, capsys):
     out = tmp_path / "run"
     assert lr.cli(["--quick", "--out-dir", str(out.parent), "--name", out.name],
                   "hystax-test") == 0
-    assert "| Losse-FTL (single pass) |" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "| Losse-FTL (single pass) |" in captured.out
+    assert "losse regression: 3/3 parts" in captured.err  # the progress bar
     assert {"mse.csv", "summary.json", "regression.png"} <= {p.name for p in out.iterdir()}
     assert (out / "regression.png").stat().st_size > 10_000
     with open(out / "mse.csv") as f:

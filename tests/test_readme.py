@@ -30,3 +30,5 @@ def test_readme_quick_start_has_exactly_two_commands_and_ci_runs_the_second():
     assert len(commands) == 2 and "hystax demo" in commands[0]
     ci = (README.parent / ".ci" / "run").read_text()
     assert commands[1] in ci
+    lines = [line.strip() for line in ci.splitlines() if line.strip() and line[0] != "#"]
+    assert lines[-1] == "python -m pytest -m slow --durations=25", "CI ends with the slow set"
