@@ -61,6 +61,9 @@ def test_train_help_lists_config_fields(capsys):
     (["train", "ppo", "--memory", "foo"], "(valid: gru, lstm, mlp, s4d, s5)"),
     (["bandit"], "name an experiment: dlb, lsd"),
     (["train", "ppo", "--total-timesteps", "1e30"], "total_timesteps must be at most 2**31 - 1"),
+    (["train", "ppo", "--env-param", "max_steps_in_episode=-5"],
+     "max_steps_in_episode must be positive, got -5"),
+    (["train", "ppo", "--name", "../x"], "name must be a folder name"),
     (["train", "ppo", "--env", "popgym/RepeatPreviousExtreme"],
      "unknown env 'popgym/RepeatPreviousExtreme'"),
 ])
@@ -172,6 +175,14 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     assert f"resume with `hystax train --resume {tmp_path / 'r'}`" in out
     steps = [p.name for p in (tmp_path / "r" / "checkpoints").iterdir()]
     assert len(steps) == 1 and steps[0].isdigit()
+    # a resume with changed settings is one line (it was a wall of orbax tracebacks)
+    files = sorted(p.name for p in (tmp_path / "r").iterdir())
+    again = _run("train", "--resume", str(tmp_path / "r"), "--seeds", "3")
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr.strip().splitlines() == [
+        "hystax: error: resume takes its settings from the run's config.json (only a "
+        "larger total_timesteps may be given); drop seeds"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == files
 
 
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])

@@ -51,7 +51,7 @@ TINY = ContinualConfig(warmup_steps=100, mpc_steps=100, episode_steps=50, retrai
                                      action_low=-2.0, action_high=2.0))
 
 
-def test_continual_mbrl_loop_shapes_and_checkpoints(tmp_path):
+def test_continual_mbrl_loop_shapes_and_checkpoints(tmp_path, capsys):
     tasks = task_sequence("Pendulum-v1", [{"g": 10.0}, {"g": 14.0}])
     method = make_method("hnet", tasks.obs_dim, tasks.act_dim, 2)
     result = continual_mbrl(method, tasks, jax.random.PRNGKey(0), TINY, checkpoint_dir=tmp_path)
@@ -62,6 +62,7 @@ def test_continual_mbrl_loop_shapes_and_checkpoints(tmp_path):
     assert result.random_returns.shape == (2,) and np.all(result.random_returns < 0)
     assert forgetting_ratios(result).shape == (2,)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1"]
+    assert "continual pendulum" in capsys.readouterr().err.lower()  # its own progress bar
 
 
 def test_continual_mbrl_refuses_mismatched_methods_and_configs():

@@ -181,6 +181,18 @@ def test_make_with_overrides():
     assert params.max_torque == 1.5
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (dict(gravity="heavy"), "parameter gravity must be a finite number, got 'heavy'"),
+    (dict(gravity=float("inf")), "parameter gravity must be a finite number"),
+    (dict(max_steps_in_episode=-5), "parameter max_steps_in_episode must be positive, got -5"),
+    (dict(max_steps_in_episode=2.5), "max_steps_in_episode must be"),
+])
+def test_make_refuses_bad_params_by_their_field_kind(overrides, message):
+    """Checked when made, not later inside JAX (issue 14)."""
+    with pytest.raises(HystaxError, match=message):
+        make("CartPole-v1", **overrides)
+
+
 def test_make_unknown_env_suggests_close_match():
     with pytest.raises(HystaxError, match=r"unknown env 'cartpole'.*'CartPole-v1'"):
         make("cartpole")

@@ -59,8 +59,10 @@ def test_tiny_run_through_the_hystax_cli_writes_tables_and_curves(tmp_path, caps
     assert "LSD `laforgue-supp`" in capsys.readouterr().out
 
 
-def test_planning_table_row():
-    row = lsd.planning_row("L1")
+def test_planning_table_row(tmp_path, capsys):
+    (row,) = lsd.write_planning(tmp_path, ["L1"])
+    assert "lsd planning: 100%" in capsys.readouterr().err  # its progress bar
+    assert "| L1 | 3 | 1,000 |" in (tmp_path / "planning.md").read_text()
     assert row["opt"] == pytest.approx(656.598, abs=1e-3) and row["opt_source"] == "DP"
     assert row["greedy"] <= row["opt"] <= row["lp_bound"]
     assert row["rounding_mean"] <= row["rounding_best"] <= row["opt"] + 1e-9
