@@ -44,6 +44,7 @@ from hystax.world_models.continual import METHODS, fit, make_method, one_step_ms
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.errors import HystaxError, require, unknown_name
+from hystax.figure import seeds_text
 from hystax.plots import plot_task_curves, plot_task_matrices
 from hystax.rundir import create_run_dir
 from hystax.stats import mean_and_standard_error
@@ -134,7 +135,8 @@ def run_offline(suite_name: str, methods=None, seeds: int = 3, points: int = 200
     _write_matrix_csv(out_dir / "errors.csv", matrices, "one_step_mse")
     plot_task_matrices({k: v.mean(axis=0) for k, v in matrices.items()}, out_dir / "errors.png",
                        title=f"{suite_name}: one-step MSE on random-action data (mean over "
-                             f"{seeds} seeds)", value="one-step MSE", task_labels=suite.labels)
+                             f"{seeds_text(seeds)})", value="one-step MSE",
+                       task_labels=suite.labels)
     table = format_offline(summary)
     _write_summary(out_dir, summary, table)
     return summary
@@ -199,7 +201,8 @@ def run_online(suite_name: str, methods=None, seeds: int = 3, config: ContinualC
     labels = suite.labels
     plot_task_matrices({n: m.mean(axis=0) for n, m in rewards.items()}, out_dir / "rewards.png",
                        title=f"{suite_name}: MPC return on task t with the model saved after task "
-                             f"j (mean over {seeds} seeds)", value="return", task_labels=labels)
+                             f"j (mean over {seeds_text(seeds)})", value="return",
+                       task_labels=labels)
     plot_task_curves({n: np.stack([r.train_returns.reshape(-1) for r in rs])
                       for n, rs in runs.items()}, out_dir / "curves.png",
                      config.episodes_per_task, task_labels=labels,

@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 
 from hystax.errors import HystaxError, require
+from hystax.figure import seeds_text
 from hystax.experiments.common import (
     OneLineParser,
     add_run_dir_args,
@@ -154,7 +155,7 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
     write_summary(out, "dyna", summary, table)
     plots.plot_curves(curves, grid, out / "returns.png", reference=target,
                       ylabel=f"return (mean of the last {window} episodes)",
-                      title=f"Dyna-DQN on {env_name}: mean ± s.e. over {seeds} seeds "
+                      title=f"Dyna-DQN on {env_name}: mean ± s.e. over {seeds_text(seeds)} "
                             f"(dashed: {baseline}'s final return)")
     return summary
 

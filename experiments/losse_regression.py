@@ -340,7 +340,7 @@ def write_outputs(result: dict, out_dir) -> dict:
 def plot(result: dict, summary: dict, out_png) -> Path:
     """Left: the target and each method's final prediction (seed 0), the training inputs'
     arrival order marked. Right: test MSE per method (log scale), mean ± s.e. and every seed."""
-    from hystax.figure import new_figure, save_figure
+    from hystax.figure import new_figure, save_figure, seeds_text
 
     config = result["config"]
     fig, axes = new_figure(figsize=(12.0, 4.6), ncols=2)
@@ -384,7 +384,7 @@ def plot(result: dict, summary: dict, out_png) -> Path:
                       fontsize=9)
     ax_mse.set_xlim(-0.7, len(METHODS) - 0.3)
     ax_mse.set_ylabel("test MSE on a uniform grid (log)")
-    ax_mse.set_title(f"Test MSE over {config.seeds} seeds; online MLP / Losse = "
+    ax_mse.set_title(f"Test MSE over {seeds_text(config.seeds)}; online MLP / Losse = "
                      f"{summary['online_mlp_over_losse']:.2g}", fontsize=10)
     ax_mse.grid(True, axis="y", which="major", alpha=0.3)
     ax_mse.legend(loc="upper left", fontsize=8, frameon=False)

@@ -160,7 +160,7 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
                   per_model_memoryless: dict | None = None) -> None:
     """``per_model`` (and ``per_model_reset`` / ``per_model_memoryless``, the memory reset every
     trial / every step): ``{model: [seeds, num_trials]}``."""
-    from hystax.figure import new_figure, save_figure
+    from hystax.figure import new_figure, save_figure, seeds_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
     memories = {name: table for name, table in (("carried", per_model),
@@ -203,7 +203,7 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
                             color=f"C{i}")
     ax.set(xlabel="trial within meta-episode", ylabel="mean return per trial (held-out tasks)",
            xticks=np.arange(1, last + 1))
-    ax.set_title(f"{env_name}: return per trial on held-out tasks\nmean over {seeds} seeds, "
+    ax.set_title(f"{env_name}: return per trial on held-out tasks\nmean over {seeds_text(seeds)}, "
                  "shaded: 95% Student-t CI", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)

@@ -68,6 +68,11 @@ def band(ax, x, y, label, seed=0, color=None):
     return line
 
 
+def seeds_text(num_seeds: int) -> str:
+    """``"1 seed"`` / ``"3 seeds"``, for titles."""
+    return f"{num_seeds} seed" + ("" if num_seeds == 1 else "s")
+
+
 def band_note(num_seeds: int) -> str:
     """What a figure's shading means for runs of ``num_seeds`` seeds (see :func:`band`)."""
     if num_seeds >= MIN_SEEDS_FOR_CI:
