@@ -1,7 +1,13 @@
 """Dynamical linear bandits: every algorithm on a DLB preset, seeds vmapped, regret curves and tables.
 
 ``python -m hystax.experiments.dlb --preset synthetic-0.01 --horizon 100000 --seeds 20
-[--algorithms ...] [--record-every N] [--out-dir runs/dlb] [--name NAME] [--overwrite]`` (or ``hystax bandit dlb ...``)
+[--settings textbook|reference] [--algorithms ...] [--record-every N] [--out-dir runs/dlb]
+[--name NAME] [--overwrite]`` (or ``hystax bandit dlb ...``)
+
+``--settings`` picks the default algorithm set (:data:`hystax.agents.bandits.ALGORITHM_SETS`):
+``textbook`` (the default: each baseline's published constants) or ``reference`` (the DLB
+authors' constants row by row, quirks included: the paper's comparison; see
+:mod:`hystax.agents.bandits.baselines`). ``--algorithms`` overrides the set.
 
 Each algorithm is one jitted ``run_seeds`` (``lax.scan`` over rounds, ``vmap`` over seeds, float64).
 Seed s uses ``PRNGKey(s)`` for every algorithm, so all of them see the same noise sequence
@@ -25,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from hystax.agents.bandits import ALGORITHMS, run_seeds
+from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, SETTINGS, make_policy, run_seeds
 from hystax.agents.bandits.api import record_interval
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
@@ -47,18 +53,24 @@ EXPERT_PRESETS = ("real",)
 """Presets where the constant "Expert" (the real system's human allocation) makes sense."""
 
 
-def default_algorithms(preset: str) -> list[str]:
-    """Every algorithm that applies to ``preset`` (the Expert only on the real system)."""
-    return [a for a in ALGORITHMS if a != "expert" or preset in EXPERT_PRESETS]
+def default_algorithms(preset: str, settings: str = "textbook") -> list[str]:
+    """The ``settings`` set's algorithms that apply to ``preset`` (the Expert only on the real
+    system)."""
+    if settings not in ALGORITHM_SETS:
+        raise unknown_name("settings", str(settings), ALGORITHM_SETS)
+    return [a for a in ALGORITHM_SETS[settings] if a != "expert" or preset in EXPERT_PRESETS]
 
 
-def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every=None):
+def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every=None,
+             settings: str = "textbook"):
     """Check every argument (nothing is compiled); returns ``(problem, algorithms, seeds,
     horizon, record_every)`` normalised. Raises HystaxError with a one-line message."""
     require(isinstance(preset, str), f"preset must be a name, got {preset!r}")
     problem = make_preset(preset)  # unknown preset: HystaxError with suggestions
+    if settings not in SETTINGS:
+        raise unknown_name("settings", str(settings), SETTINGS)
     if algorithms is None:
-        algorithms = default_algorithms(preset)
+        algorithms = default_algorithms(preset, settings)
     algorithms = [algorithms] if isinstance(algorithms, str) else list(algorithms)
     require(len(algorithms) > 0, "no algorithms given")
     for name in algorithms:
@@ -81,18 +93,19 @@ def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every
 def run(preset: str, algorithms=None, seeds: int = 10, horizon: int = 10**6,
         record_every: int | None = None, out_dir: str | Path | None = None,
         name: str | None = None, overwrite: bool = False,
-        progress: bool = True) -> dict:
+        progress: bool = True, settings: str = "textbook") -> dict:
     """Run each algorithm on ``preset`` (same seeds for all), write CSV/PNG/tables to ``out_dir``
     (``out_dir/name``, default ``runs/dlb/<preset>-<date>-<time>``; an existing one only with
     ``overwrite``); return the summary (what ``final.json`` holds).
 
-    algorithms: names from :data:`hystax.agents.bandits.ALGORITHMS` (default: all that apply;
-    the Expert only on ``"real"``). record_every: regret is recorded every this many rounds (a
-    divisor of ``horizon``; default the smallest giving at most 1000 points). Everything is
-    validated before the first compilation.
+    algorithms: names from :data:`hystax.agents.bandits.ALGORITHMS` (default: the ``settings``
+    set, "textbook" or "reference", that applies; the Expert only on ``"real"``).
+    record_every: regret is recorded every this many rounds (a divisor of ``horizon``; default
+    the smallest giving at most 1000 points). Everything is validated before the first
+    compilation.
     """
     problem, algorithms, seeds, horizon, record_every = validate(
-        preset, algorithms, seeds, horizon, record_every)
+        preset, algorithms, seeds, horizon, record_every, settings)
     out_dir = create_run_dir(out_dir or "runs/dlb", name, stem=preset, overwrite=overwrite)
     from tqdm.auto import tqdm
 
@@ -100,13 +113,14 @@ def run(preset: str, algorithms=None, seeds: int = 10, horizon: int = 10**6,
     bar = tqdm(algorithms, desc=f"dlb {preset}", unit="alg", disable=not progress)
     for name in bar:
         bar.set_postfix_str(f"{name} ({seeds} seeds x {horizon:,} rounds)")
-        policy = ALGORITHMS[name]()
+        policy = make_policy(name, problem)
         t0 = time.perf_counter()
         out = run_seeds(policy, problem, seeds, horizon, record_every=record_every)
         results[name] = (policy.name, out, time.perf_counter() - t0)
     bar.close()
     summary = _summary(preset, problem, results, seeds, horizon, record_every,
                        time.perf_counter() - start)
+    summary["settings"] = settings
     write_outputs(summary, results, out_dir)
     return summary
 
@@ -141,7 +155,8 @@ def _cell(s: dict) -> str:
 def format_table(summary: dict) -> str:
     """The markdown table of final regrets (sorted by final pseudo-regret)."""
     T = summary["horizon"]
-    lines = [(f"DLB `{summary['preset']}`: final regret at T = {T:,}, mean ± s.e. (min / max) "
+    settings = f" ({summary['settings']} settings)" if "settings" in summary else ""
+    lines = [(f"DLB `{summary['preset']}`{settings}: final regret at T = {T:,}, mean ± s.e. (min / max) "
               f"over {summary['seeds']} seeds, the same noise for every algorithm; J* = "
               f"{summary['J_star']:.5f}, u* = {tuple(summary['u_star'])}"), "",
              ("| algorithm | pseudo-regret | min / max | per round | realised expected regret "
@@ -186,8 +201,12 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
                         help=f"DLB preset: {', '.join(PRESETS)} (default: %(default)s)")
     parser.add_argument("--horizon", default="100000", help="rounds T (default: %(default)s)")
     parser.add_argument("--seeds", default="20", help="seeds 0..N-1 (default: %(default)s)")
+    parser.add_argument("--settings", default="textbook",
+                        help="baseline constants: textbook (default) or reference (the DLB "
+                             "authors' code, row by row: the paper's comparison)")
     parser.add_argument("--algorithms", nargs="+", default=None,
-                        help=f"default: all that apply ({', '.join(ALGORITHMS)}; expert only on real)")
+                        help=f"default: the --settings set that applies ({', '.join(ALGORITHMS)}; "
+                             f"expert only on real)")
     parser.add_argument("--record-every", default=None,
                         help="record the regret every N rounds (default: <= 1000 points)")
     add_run_dir_args(parser, "runs/dlb", "<preset>")
@@ -195,7 +214,8 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
     args = parser.parse_args(argv)
     return run_or_exit(parser, lambda: run(args.preset, args.algorithms, args.seeds, args.horizon,
                                            args.record_every, args.out_dir, args.name,
-                                           args.overwrite, progress=not args.no_progress))
+                                           args.overwrite, progress=not args.no_progress,
+                                           settings=args.settings))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from hystax.agents.bandits import ALGORITHMS, api, run_seeds
+from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, api, run_seeds
 from hystax.envs.dlb import preset
 from hystax.experiments import bench_bandits, dlb
 
@@ -33,6 +33,8 @@ def no_compile(monkeypatch):
     (["--preset", "synthetic-0.1", "--algorithms", "expert"], "only for preset 'real'"),
     (["--horizon", "1000", "--record-every", "7"], "record_every must divide the horizon 1000"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--settings", "paper"], "unknown settings 'paper'"),
+    (["--settings", "reference", "--algorithms", "lin-ucb-2-ref"], "unknown bandit algorithm"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, no_compile, args,
                                                             message):
@@ -59,9 +61,25 @@ def test_bad_input_through_the_hystax_cli(tmp_path, capsys, no_compile):
 
 
 def test_default_algorithms():
-    assert dlb.default_algorithms("real") == list(ALGORITHMS)
+    textbook = [a for a in ALGORITHMS if not a.endswith("-ref")]
+    assert sorted(dlb.default_algorithms("real")) == sorted(textbook)
     assert "expert" not in dlb.default_algorithms("synthetic-0.01")
-    assert set(dlb.default_algorithms("synthetic-0.01")) == set(ALGORITHMS) - {"expert"}
+    assert set(dlb.default_algorithms("synthetic-0.01")) == set(textbook) - {"expert"}
+    reference = dlb.default_algorithms("real", "reference")
+    assert reference == ALGORITHM_SETS["reference"] and "ucb1" not in reference
+    assert {"lin-ucb-1-ref", "lin-ucb-logT-ref", "d-lin-ucb-1-ref", "d-lin-ucb-logT-ref",
+            "exp3-ref", "batch-exp3-ref", "dynlin-ucb-1", "dynlin-ucb-logT"} <= set(reference)
+
+
+def test_reference_settings_run_through_the_cli(tmp_path):
+    out = tmp_path / "ref"
+    assert dlb.main(["--preset", "real", "--settings", "reference", "--algorithms",
+                     "lin-ucb-1-ref", "exp3-ref", "--seeds", "2", "--horizon", "500",
+                     "--out-dir", str(out.parent), "--name", out.name, "--no-progress"]) == 0
+    summary = json.loads((out / "final.json").read_text())
+    assert summary["settings"] == "reference"
+    assert {r["label"] for r in summary["rows"]} == {"Lin-UCB (lam=1, reference)", "Exp3 (reference)"}
+    assert "(reference settings)" in (out / "final.md").read_text()
 
 
 def test_tiny_run_writes_csv_png_and_tables(tmp_path, capsys):

@@ -1,10 +1,14 @@
 """DynLin-UCB (Mussi, Metelli, Restelli, ICML 2023) as in the authors' code.
 
 Regress the reward on the current action only, after holding that action for an epoch long
-enough for the hidden state to settle. Epoch m lasts L_m = 1 + floor(log m / log(1/rho_bar))
-rounds; at its first round the arm is argmax_u <h_hat, u> + beta(t) ||u||_{V^-1}; only the
-epoch's LAST reward updates V += u u^T, b += y u, h_hat = V^-1 b (V re-inverted each time).
-Round 0 plays a uniformly random arm. Constants (from :class:`ProblemInfo`)::
+enough for the hidden state to settle. Epoch m has nominal length L_m = 1 + floor(log m /
+log(1/rho_bar)); with S_m = L_1 + ... + L_m, the learner updates at rounds t = S_m (0-based)
+and picks a new arm at t = S_m + 1, as the paper's pseudo-code and the reference code do:
+round 0 plays a uniformly random arm, held over rounds 0 and 1, and the first update uses
+round 1's reward (epoch 1 holds rounds 0..S_1, epoch m >= 2 rounds S_{m-1}+1..S_m). At its
+first round an epoch plays argmax_u <h_hat, u> + beta(t) ||u||_{V^-1} (ties: the LOWEST arm
+index, ``jnp.argmax``); only the epoch's LAST reward updates V += u u^T, b += y u,
+h_hat = V^-1 b (V re-inverted each time, float64). Constants (from :class:`ProblemInfo`)::
 
     c_a = Theta + Omega B_bar Phi_bar / (1 - rho_bar)
     c_b = U_bar Omega Phi_bar (U_bar B_bar / (1 - rho_bar) + X_bar)
@@ -12,7 +16,9 @@ Round 0 plays a uniformly random arm. Constants (from :class:`ProblemInfo`)::
     beta(t) = c_a sqrt(lam) + c_b log(e (t+1)) / sqrt(lam)
               + sqrt(2 sigma_bar^2 (log(1/delta) + (d/2) log(1 + t U_bar^2 / (d lam))))
 
-``lam`` is a positive float or ``"logT"`` (lam = log T).
+When rho_bar < 1e-6 every round is an epoch and the updates start at round 0 (the reference's
+degenerate branch). ``lam`` is a positive float or ``"logT"`` (lam = log T). DynLin-UCB has one setting: the
+reference's constants are the paper's (no textbook/reference split).
 """
 
 from __future__ import annotations
@@ -25,13 +31,25 @@ from hystax.agents.bandits.api import Policy, ProblemInfo
 
 from hystax.errors import require
 
-__all__ = ["DynLinUCBState", "beta", "dynlin_ucb", "epoch_length", "epoch_schedule"]
+RHO_BAR_EVERY_ROUND = 1e-6
+"""Below this rho_bar, DynLin-UCB updates at every round from round 0 (as the reference)."""
+
+__all__ = ["RHO_BAR_EVERY_ROUND", "DynLinUCBState", "beta", "dynlin_constants", "dynlin_ucb",
+           "epoch_length", "epoch_schedule"]
 
 
 def epoch_schedule(rho_bar: float, horizon: int) -> np.ndarray:
-    """Nominal epoch lengths L_1, L_2, ... [M] (numpy int64) of the epochs that start before
-    ``horizon``; the last one is cut short at the horizon when it overruns.
-    rho_bar = 0.2: T = 10^4 -> 2,156 epochs (last L = 5); T = 10^5 -> 17,075 (last 7)."""
+    """Nominal epoch lengths L_1, ..., L_M [M] (numpy int64) of the reference's schedule: every
+    epoch m with S_{m-1} < horizon (S_m = L_1 + ... + L_m, S_0 = 0), the list of update rounds
+    the reference code builds. rho_bar = 0.2: T = 10^4 -> 2,156 epochs (last L = 5);
+    T = 10^5 -> 17,075 (last 7); T = 10^6 -> 137,206 (last 8).
+
+    Epoch m's update is at round S_m (0-based, see the module doc), so the epochs played in T
+    rounds are those with S_{m-1} + 1 < T (epoch 1 always), and the updates are those with
+    S_m <= T - 1: at T = 10^4, S_2155 = 9,999, so all 2,155 played epochs complete and the
+    schedule's 2,156th would start at round 10^4; at T = 10^5 and 10^6 the last scheduled epoch
+    starts inside the horizon and is cut short (17,074 and 137,205 updates).
+    """
     m = np.arange(1, int(horizon) + 1, dtype=np.float64)
     with np.errstate(divide="ignore"):
         log_inv = np.log(np.float64(1.0) / np.float64(rho_bar))  # inf at 0: one-round epochs
@@ -45,13 +63,19 @@ def epoch_length(rho_bar, m) -> jax.Array:
     return 1 + jnp.floor(jnp.log(m) / jnp.log(1.0 / rho_bar)).astype(jnp.int32)
 
 
-def beta(info: ProblemInfo, lam, t) -> jax.Array:
-    """The confidence radius beta(t) (see the module doc)."""
+def dynlin_constants(info: ProblemInfo) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(c_a, c_b, sigma_bar^2) of the module doc (jnp scalars)."""
     one_minus = 1.0 - info.rho_bar
     c_a = info.theta_bound + info.omega_bound * info.b_bound * info.phi_bar / one_minus
     c_b = info.u_bound * info.omega_bound * info.phi_bar * (
         info.u_bound * info.b_bound / one_minus + info.x_bound)
     sigma2 = info.sigma**2 * (1 + info.omega_bound**2 * info.phi_bar**2 / (1 - info.rho_bar**2))
+    return c_a, c_b, sigma2
+
+
+def beta(info: ProblemInfo, lam, t) -> jax.Array:
+    """The confidence radius beta(t) (see the module doc)."""
+    c_a, c_b, sigma2 = dynlin_constants(info)
     d = info.arms.shape[1]
     log_det = (d / 2) * jnp.log(1 + t * info.u_bound**2 / (d * lam))
     return (c_a * jnp.sqrt(lam) + c_b * jnp.log(jnp.e * (t + 1)) / jnp.sqrt(lam)
@@ -61,7 +85,8 @@ def beta(info: ProblemInfo, lam, t) -> jax.Array:
 @struct.dataclass
 class DynLinUCBState:
     """V, V_inv [d, d]; b, h_hat [d]; arm (held), m (epoch index, from 1), start/end (rounds of
-    the current epoch, end exclusive), n_updates; lam and info for the UCB."""
+    the current epoch, end exclusive: epoch 1 is [0, L_1 + 1), epoch m [S_{m-1} + 1, S_m + 1)),
+    n_updates; lam and info for the UCB."""
 
     V: jax.Array
     V_inv: jax.Array
@@ -88,7 +113,11 @@ def dynlin_ucb(lam: float | str = "logT") -> Policy:
         eye = jnp.eye(d)
         return DynLinUCBState(V=lam_ * eye, V_inv=eye / lam_, b=jnp.zeros(d), h_hat=jnp.zeros(d),
                               arm=jnp.int32(0), m=jnp.int32(1), start=jnp.int32(0),
-                              end=epoch_length(info.rho_bar, 1), n_updates=jnp.int32(0),
+                              # round 0 joins epoch 1: the first update is after round 1
+                              # (rho_bar < 1e-6: every round from round 0, as the reference)
+                              end=jnp.where(info.rho_bar < RHO_BAR_EVERY_ROUND, 1,
+                                            epoch_length(info.rho_bar, 1) + 1),
+                              n_updates=jnp.int32(0),
                               lam=lam_, info=info)
 
     def act(state, key, t):
