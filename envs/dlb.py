@@ -86,6 +86,38 @@ class DLBProblem:
     def num_arms(self) -> int:
         return int(np.shape(self.arms)[0])
 
+    # --- the round protocol (hystax.envs.bandit_rounds) ---
+
+    @property
+    def optimal_rate(self) -> jax.Array:
+        """J* = <h, u*>: the regrets' benchmark per round."""
+        return jnp.asarray(self.J_star)
+
+    def initial_state(self) -> jax.Array:
+        """x_0 = 0 [n]."""
+        return jnp.zeros((self.n,), jnp.result_type(float))
+
+    def draw_noise(self, key: jax.Array, rounds: int) -> tuple[jax.Array, jax.Array]:
+        """``rounds`` rounds' noise in one call: (eta [rounds, n], eps [rounds])."""
+        k_eta, k_eps = jax.random.split(key)
+        dtype = jnp.result_type(float)
+        return (self.sigma * jax.random.normal(k_eta, (rounds, self.n), dtype),
+                self.reward_std * jax.random.normal(k_eps, (rounds,), dtype))
+
+    def play(self, x, arm, noise):
+        """One round of arm ``arm`` from state x [n]: (E[y], y, <h, u>, x')."""
+        u = jnp.asarray(self.arms)[arm]
+        y, x_next = step(self, x, u, *noise)
+        return expected_reward(self, x, u), y, jnp.dot(self.h, u), x_next
+
+    def with_extra_arms(self, extra) -> DLBProblem:
+        """This problem with the constant actions ``extra`` [E, d] after its arms (played as
+        arm K + e, e.g. the Expert's allocation); the rest (h, u*, J*) is unchanged."""
+        extra = np.asarray(extra, np.float64).reshape(-1, self.d)
+        if isinstance(self.arms, np.ndarray):
+            return self.replace(arms=np.concatenate([self.arms, extra]))
+        return self.replace(arms=jnp.concatenate([self.arms, jnp.asarray(extra, self.arms.dtype)]))
+
 
 def spectral_constants(A: np.ndarray, horizon: int = PHI_HORIZON) -> tuple[float, float]:
     """(rho(A), Phi(A)) with Phi = max over tau < ``horizon`` of ||A^tau||_2 / rho^tau (numpy)."""

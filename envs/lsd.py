@@ -94,6 +94,34 @@ class LSDProblem:
     def states_per_arm(self) -> int:
         return self.idle_cap + self.play_cap
 
+    # --- the round protocol (hystax.envs.bandit_rounds) ---
+
+    optimal_rate = None  # regrets are taken against a planner's rate, given after the run
+
+    def initial_state(self) -> jax.Array:
+        """z at round 0 [K] int32."""
+        return jnp.asarray(self.init_state, jnp.int32)
+
+    def draw_noise(self, key: jax.Array, rounds: int) -> jax.Array:
+        """``rounds`` rounds' noise in one call [rounds]: uniforms (Bernoulli) or N(0, 1)."""
+        dtype = jnp.result_type(float)
+        if self.noise == "bernoulli":
+            return jax.random.uniform(key, (rounds,), dtype)
+        return jax.random.normal(key, (rounds,), dtype)
+
+    def play(self, z, arm, noise):
+        """One round of arm ``arm`` from states z [K]: (mu, reward, mu, z')."""
+        mean = mean_payoff(self, z, arm)
+        if self.noise == "bernoulli":
+            y = (noise < mean).astype(jnp.result_type(float))
+        else:
+            y = mean + self.sigma * noise
+        return mean, y, mean, advance(self, z, arm)
+
+    def with_extra_arms(self, extra) -> LSDProblem:
+        require(len(extra) == 0, "LSD problems have no actions beyond their arms")
+        return self
+
 
 def make_problem(idle_payoff, play_payoff, init_state="recharged", noise: str = "bernoulli",
                  sigma: float = 0.1) -> LSDProblem:

@@ -27,7 +27,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hystax.agents.bandits import api, dynlin_ucb, make_info
+from hystax.agents.bandits import dynlin_ucb, make_info, runner
+from hystax.agents.bandits.dlb_runs import dlb_regrets
 from hystax.envs.dlb import preset
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
 from hystax.progress import PartBar
@@ -64,13 +65,14 @@ QUICK = Sizes(seeds=8, horizon=2_000, record_every=100, reps=2, numpy_seeds=1, n
 
 
 def _compile(problem, seeds: int, horizon: int, every: int):
-    """The jitted+vmapped run of ``api.run_seeds`` compiled ahead of time: (compiled, args, s)."""
+    """The jitted+vmapped run of ``run_seeds`` (the bandit runner) compiled ahead of time:
+    (compiled, args, s)."""
     policy = dynlin_ucb(lam="logT")
     info = make_info(problem, horizon)
     with jax.enable_x64(True):
         keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
         start = time.perf_counter()
-        compiled = api.compiled_runner(api._single_run, policy, horizon // every, every, True).lower(
+        compiled = runner.compiled_play(policy, horizon // every, every, True).lower(
             problem, info, keys).compile()
         return compiled, (problem, info, keys), time.perf_counter() - start
 
@@ -85,7 +87,8 @@ def bench_jax(problem, sizes: Sizes) -> dict:
             times.append(time.perf_counter() - start)
     run_s = statistics.median(times)
     rounds = sizes.seeds * sizes.horizon
-    pseudo = np.asarray(out[1])
+    out = dlb_regrets(runner.collect(out, sizes.record_every))
+    pseudo = out.pseudo_regret
     return {"name": f"jax jit+vmap run_seeds, {sizes.seeds} seeds x T = {sizes.horizon:,}",
             "seeds": sizes.seeds, "rounds_per_seed": sizes.horizon, "rounds": rounds,
             "rounds_per_s": rounds / run_s, "run_s": run_s, "run_s_all": times,
@@ -188,11 +191,11 @@ def check_numpy_matches_jax(problem, sizes: Sizes, jax_out) -> dict:
     regrets after ``check_rounds`` rounds with the JAX run's records (``jax_out``: the output
     of :func:`bench_jax`, whose seed 0 uses PRNGKey(0) as ``run_seeds`` does)."""
     T, n_check = sizes.horizon, sizes.check_rounds
-    regret_curve, pseudo_curve = np.asarray(jax_out[0]), np.asarray(jax_out[1])
+    regret_curve, pseudo_curve = jax_out.regret, jax_out.pseudo_regret
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(0)
-        eta, eps = jax.vmap(lambda t: api.round_noise(problem, key, t))(jnp.arange(n_check))
-        first = jax.random.randint(jax.random.fold_in(jax.random.fold_in(key, 1), 0), (), 0,
+        eta, eps = runner.noise_of_rounds(problem, key, n_check, sizes.record_every)
+        first = jax.random.randint(runner.policy_keys(key, 0, sizes.record_every)[0], (), 0,
                                    problem.num_arms)
     regret, pseudo, _ = numpy_dynlin_ucb(problem, T, n_check, noise=(np.asarray(eta), np.asarray(eps)),
                                          first_arm=int(first))

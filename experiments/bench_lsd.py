@@ -40,7 +40,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hystax.agents.bandits.api import compiled_runner
+from hystax.agents.bandits.runner import collect, compiled_play, noise_of_rounds
 from hystax.agents.bandits.lsd.comb_ucb import isi_comb_ucb1
 from hystax.agents.bandits.lsd.planning import (
     _lp_highs,
@@ -51,7 +51,7 @@ from hystax.agents.bandits.lsd.planning import (
     lp_relaxation,
 )
 from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_rounding_ucb
-from hystax.agents.bandits.lsd.runner import _single_run, make_info
+from hystax.agents.bandits.lsd.runner import make_info
 from hystax.envs.lsd import payoff_table, preset, random_monotone
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
 from hystax.progress import PartBar
@@ -187,15 +187,14 @@ def bench_jax_learner(policy, problem, sizes: Sizes) -> tuple[dict, tuple]:
     blocks = sizes.horizon // sizes.record_every
     with jax.enable_x64(True):
         keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(sizes.seeds))
-        compile_s, compiled = _timed(lambda: compiled_runner(
-            _single_run, policy, blocks, sizes.record_every, True).lower(
-                problem, info, keys).compile())
+        compile_s, compiled = _timed(lambda: compiled_play(
+            policy, blocks, sizes.record_every, True).lower(problem, info, keys).compile())
         times = []
         for _ in range(sizes.reps):
             run_s, out = _timed(lambda: jax.block_until_ready(compiled(problem, info, keys)))
             times.append(run_s)
-    reward, _, counts, _ = jax.device_get(out)
-    reward, counts = np.asarray(reward), np.asarray(counts)
+    played = collect(out, sizes.record_every)
+    reward, counts = played.reward, played.arm_counts
     run_s = statistics.median(times)
     rounds = sizes.seeds * sizes.horizon
     per_round = reward[:, -1] / sizes.horizon
@@ -394,14 +393,13 @@ def bench_numpy_learner(name: str, fn, sizes: Sizes) -> dict:
 
 
 def check_isi_replay(problem, sizes: Sizes, jax_out) -> dict:
-    """Seed 0 of the JAX ISI-CombUCB1 run (PRNGKey(0); round t's Bernoulli draw is
-    uniform(fold_in(fold_in(key, 0), t))) replayed through the numpy loop: the cumulative expected
-    reward at every record and the arm counts must be identical."""
+    """Seed 0 of the JAX ISI-CombUCB1 run (PRNGKey(0); its Bernoulli draws as the bandit runner
+    makes them, :func:`~hystax.agents.bandits.runner.noise_of_rounds`) replayed through the numpy
+    loop: the cumulative expected reward at every record and the arm counts must be identical."""
     reward, counts = jax_out
     with jax.enable_x64(True):
-        noise_key = jax.random.fold_in(jax.random.PRNGKey(0), 0)
-        uniforms = np.asarray(jax.vmap(lambda t: jax.random.uniform(
-            jax.random.fold_in(noise_key, t), (), jnp.float64))(jnp.arange(sizes.horizon)))
+        uniforms = np.asarray(noise_of_rounds(problem, jax.random.PRNGKey(0), sizes.horizon,
+                                              sizes.record_every))
     cumulative, numpy_counts = numpy_isi_comb_ucb1(problem, sizes.horizon, ISI_BLOCK,
                                                    uniforms=uniforms)
     records = cumulative[sizes.record_every - 1::sizes.record_every]

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, api, run_seeds
+from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, api, run_seeds, runner
 from hystax.envs.dlb import preset
 from hystax.experiments import bench_bandits, dlb
 
@@ -20,7 +20,7 @@ from hystax.stats import loglog_slope
 def no_compile(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("compiled before validating")
-    monkeypatch.setattr(api, "compiled_runner", boom)
+    monkeypatch.setattr(runner, "compiled_play", boom)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from hystax.agents.bandits.lsd import runner as lsd_runner
+from hystax.agents.bandits import runner
 from hystax.experiments import lsd
 
 from hystax import cli
@@ -16,7 +16,7 @@ from hystax import cli
 def no_compile(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("compiled before validating")
-    monkeypatch.setattr(lsd_runner, "compiled_runner", boom)
+    monkeypatch.setattr(runner, "compiled_play", boom)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,4 +1,5 @@
-"""Bandit agents: a shared pure-function API (:mod:`.api`), DynLin-UCB and the DLB baselines.
+"""Bandit agents: a shared pure-function API (:mod:`.api`), one runner (:mod:`.runner`),
+DynLin-UCB and the DLB baselines (runs and regrets: :mod:`.dlb_runs`).
 
 >>> from hystax.agents.bandits import ALGORITHMS, run_seeds
 >>> out = run_seeds(ALGORITHMS["dynlin-ucb-logT"](), problem, seeds=8, horizon=20_000)
@@ -6,15 +7,7 @@
 
 from functools import partial
 
-from hystax.agents.bandits.api import (
-    Policy,
-    ProblemInfo,
-    RunResult,
-    make_info,
-    round_noise,
-    run,
-    run_seeds,
-)
+from hystax.agents.bandits.api import Policy, ProblemInfo, make_info
 from hystax.agents.bandits.baselines import (
     SETTINGS,
     batch_exp3,
@@ -26,6 +19,7 @@ from hystax.agents.bandits.baselines import (
     reference_eigenvalue,
     ucb1,
 )
+from hystax.agents.bandits.dlb_runs import RunResult, round_noise, run, run_seeds
 from hystax.agents.bandits.dynlin_ucb import dynlin_ucb, epoch_schedule
 
 __all__ = [

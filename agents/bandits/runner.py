@@ -1,0 +1,156 @@
+"""The one bandit runner: any :class:`~hystax.envs.bandit_rounds.BanditProblem`, any
+:class:`~hystax.agents.bandits.api.Policy`, one jitted scan over rounds, vmapped over seeds.
+
+>>> out = play_seeds(policy, problem, info, seeds=8, horizon=20_000)
+>>> out.reward[:, -1]                 # cumulative expected reward per seed
+
+The rounds are a scan over record blocks of an inner scan of ``every`` rounds (device memory
+flat in T); after each block the cumulative expected, realised and steady rewards are
+recorded. DLB and LSD wrap it (:func:`hystax.agents.bandits.run_seeds`,
+:func:`hystax.agents.bandits.lsd.run_seeds`) with their own results.
+
+Common random numbers: block b's noise is ``problem.draw_noise(fold_in(fold_in(key, 0), b),
+every)``, one random call per block, so for the same seed (and ``every``) every policy meets
+the same noise. The policy's key for round t is ``split(fold_in(fold_in(key, 1), b),
+every)[t - b * every]``; ``init`` gets ``fold_in(key, 2)``. Everything runs in float64
+(``jax.enable_x64``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hystax import sharding
+from hystax.agents.bandits.api import Policy, record_interval, seed_list
+from hystax.envs.bandit_rounds import BanditProblem
+from hystax.errors import require
+
+__all__ = ["Played", "block_noise", "collect", "compiled_play", "noise_of_rounds", "play",
+           "play_rounds", "play_seeds", "policy_keys"]
+
+
+class Played(NamedTuple):
+    """What a run records (numpy float64; the leading [S] axis from :func:`play_seeds`).
+
+    rounds [B] (rounds played at each record); reward, realised, steady [S, B]: cumulative
+    expected, realised and steady-state reward; regret, pseudo_regret [S, B]: cumulative
+    optimal_rate - expected and optimal_rate - steady reward, summed round by round (so a
+    policy that plays optimally has exactly 0), None when the problem has no optimal rate;
+    arm_counts [S, A]; final_state (the problem's); policy_state (final).
+    """
+
+    rounds: np.ndarray
+    reward: np.ndarray
+    realised: np.ndarray
+    steady: np.ndarray
+    regret: np.ndarray | None
+    pseudo_regret: np.ndarray | None
+    arm_counts: np.ndarray
+    final_state: Any
+    policy_state: Any
+
+
+def block_noise(problem: BanditProblem, key: jax.Array, block: int, every: int):
+    """Block ``block``'s noise for run key ``key`` (leading axis [every]), as the runner draws it."""
+    return problem.draw_noise(jax.random.fold_in(jax.random.fold_in(key, 0), block), every)
+
+
+def noise_of_rounds(problem: BanditProblem, key: jax.Array, rounds: int, every: int):
+    """The noise of rounds 0 .. rounds - 1 (leading axis [rounds]) in a run recording every
+    ``every`` rounds: what every policy meets (for replays in reference loops)."""
+    blocks = [block_noise(problem, key, b, every) for b in range(-(-rounds // every))]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:rounds], *blocks)
+
+
+def policy_keys(key: jax.Array, block: int, every: int) -> jax.Array:
+    """The policy's keys [every] for the rounds of block ``block`` (round t: index t % every)."""
+    return jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 1), block), every)
+
+
+def play_rounds(policy: Policy, problem: BanditProblem, info: Any, key: jax.Array, blocks: int,
+                every: int):
+    """One seed, ``blocks * every`` rounds; returns the records [R, blocks] (cumulative expected,
+    realised, steady reward, then optimal_rate minus expected and minus steady where the
+    problem has an optimal rate), arm counts, the final problem state and policy state."""
+    table = problem.with_extra_arms(policy.extra_arms) if policy.extra_arms else problem
+    rate = table.optimal_rate
+
+    def round_(carry, inputs):
+        state, pstate, sums, counts = carry
+        t, noise, k = inputs
+        arm = policy.act(pstate, k, t)
+        mean, y, steady, state = table.play(state, arm, noise)
+        pstate = policy.update(pstate, arm, y, t)
+        step = [mean, y, steady] + ([] if rate is None else [rate - mean, rate - steady])
+        return (state, pstate, sums + jnp.stack(step), counts.at[arm].add(1)), None
+
+    def block(carry, b):
+        inputs = (b * every + jnp.arange(every), block_noise(table, key, b, every),
+                  policy_keys(key, b, every))
+        carry, _ = jax.lax.scan(round_, carry, inputs)
+        return carry, carry[2]
+
+    carry = (table.initial_state(), policy.init(jax.random.fold_in(key, 2), info),
+             jnp.zeros((3 if rate is None else 5,), jnp.result_type(float)),
+             jnp.zeros((table.num_arms,), jnp.int32))
+    (state, pstate, _, counts), sums = jax.lax.scan(block, carry, jnp.arange(blocks))
+    return sums.T, counts, state, pstate
+
+
+@functools.lru_cache(maxsize=128)
+def compiled_play(policy: Policy, blocks: int, every: int, batched: bool):
+    """``jit(play_rounds(policy, problem, info, key))``, vmapped over keys when ``batched``;
+    cached per (policy, blocks, every, batched)."""
+    fn = functools.partial(play_rounds, policy, blocks=blocks, every=every)
+    if batched:
+        fn = jax.vmap(fn, in_axes=(None, None, 0))
+    return jax.jit(fn)
+
+
+def _checked(policy, problem, horizon, record_every) -> int:
+    require(isinstance(policy, Policy), f"policy must be a Policy, got {type(policy).__name__}")
+    require(isinstance(problem, BanditProblem),
+            f"problem must be a bandit problem (hystax.envs.bandit_rounds), got "
+            f"{type(problem).__name__}")
+    return record_interval(horizon, record_every)
+
+
+def collect(out, every: int) -> Played:
+    """A compiled play's raw output (:func:`compiled_play`) as numpy :class:`Played`."""
+    sums, counts, state, pstate = jax.device_get(out)
+    sums = np.asarray(sums)
+    rounds = every * np.arange(1, sums.shape[-1] + 1)
+    regrets = (None, None) if sums.shape[-2] == 3 else (sums[..., 3, :], sums[..., 4, :])
+    return Played(rounds, sums[..., 0, :], sums[..., 1, :], sums[..., 2, :], *regrets,
+                  np.asarray(counts), state, pstate)
+
+
+def play(policy: Policy, problem: BanditProblem, info: Any, key: jax.Array, horizon: int,
+         record_every: int | None = None) -> Played:
+    """Play ``policy`` on ``problem`` for ``horizon`` rounds (one jitted scan, float64).
+
+    info: what the learner may know (e.g. :func:`hystax.agents.bandits.make_info`);
+    record_every: a divisor of horizon (default: the smallest giving at most 1000 records).
+    """
+    every = _checked(policy, problem, horizon, record_every)
+    with jax.enable_x64(True):
+        out = compiled_play(policy, horizon // every, every, False)(problem, info,
+                                                                    jnp.asarray(key))
+        return collect(out, every)
+
+
+def play_seeds(policy: Policy, problem: BanditProblem, info: Any, seeds, horizon: int,
+               record_every: int | None = None) -> Played:
+    """:func:`play` vmapped over seeds (a count S or a list of ints; seed s uses
+    ``PRNGKey(s)``), the seed axis sharded over the devices that divide S."""
+    seeds = seed_list(seeds)
+    every = _checked(policy, problem, horizon, record_every)
+    with jax.enable_x64(True):
+        keys = sharding.seed_keys(seeds, sharding.seed_mesh(len(seeds)))
+        return collect(compiled_play(policy, horizon // every, every, True)(problem, info, keys),
+                       every)
