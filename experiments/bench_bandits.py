@@ -27,9 +27,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hystax.agents.bandits import dynlin_ucb, make_info, runner
+from hystax.agents.bandits import clairvoyant, dynlin_ucb, make_info, runner
 from hystax.agents.bandits.dlb_runs import dlb_regrets
 from hystax.envs.dlb import preset
+from hystax.experiments.bandit_reference import numpy_dynlin_ucb
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
 from hystax.progress import PartBar
 
@@ -64,21 +65,24 @@ QUICK = Sizes(seeds=8, horizon=2_000, record_every=100, reps=2, numpy_seeds=1, n
 # --- jax ------------------------------------------------------------------------------------------
 
 
-def _compile(problem, seeds: int, horizon: int, every: int):
+def _compile(problem, seeds: int, horizon: int, every: int, policy=None):
     """The jitted+vmapped run of ``run_seeds`` (the bandit runner) compiled ahead of time:
-    (compiled, args, s)."""
-    policy = dynlin_ucb(lam="logT")
+    (compiled, args, s); the policy defaults to DynLin-UCB (lam = log T)."""
+    policy = dynlin_ucb(lam="logT") if policy is None else policy
     info = make_info(problem, horizon)
     with jax.enable_x64(True):
         keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
         start = time.perf_counter()
+        busy = runner.busy_rounds(policy, info, horizon)
         compiled = runner.compiled_play(policy, horizon // every, every, True).lower(
-            problem, info, keys).compile()
-        return compiled, (problem, info, keys), time.perf_counter() - start
+            problem, info, keys, busy).compile()
+        return compiled, (problem, info, keys, busy), time.perf_counter() - start
 
 
-def bench_jax(problem, sizes: Sizes) -> dict:
-    compiled, args, compile_s = _compile(problem, sizes.seeds, sizes.horizon, sizes.record_every)
+def bench_jax(problem, sizes: Sizes, policy=None) -> dict:
+    """Rounds/s of the runner for ``policy`` (default DynLin-UCB, lam = log T), compile apart."""
+    compiled, args, compile_s = _compile(problem, sizes.seeds, sizes.horizon, sizes.record_every,
+                                         policy)
     times = []
     with jax.enable_x64(True):
         for _ in range(sizes.reps):
@@ -89,7 +93,8 @@ def bench_jax(problem, sizes: Sizes) -> dict:
     rounds = sizes.seeds * sizes.horizon
     out = dlb_regrets(runner.collect(out, sizes.record_every))
     pseudo = out.pseudo_regret
-    return {"name": f"jax jit+vmap run_seeds, {sizes.seeds} seeds x T = {sizes.horizon:,}",
+    what = "DynLin-UCB" if policy is None else policy.name
+    return {"name": f"jax jit+vmap run_seeds, {what}, {sizes.seeds} seeds x T = {sizes.horizon:,}",
             "seeds": sizes.seeds, "rounds_per_seed": sizes.horizon, "rounds": rounds,
             "rounds_per_s": rounds / run_s, "run_s": run_s, "run_s_all": times,
             "compile_s": compile_s,
@@ -97,75 +102,6 @@ def bench_jax(problem, sizes: Sizes) -> dict:
 
 
 # --- numpy ----------------------------------------------------------------------------------------
-
-
-def numpy_dynlin_ucb(problem, horizon: int, rounds: int, rng=None, noise=None, first_arm=None):
-    """DynLin-UCB (lambda = log T) as a plain numpy per-round loop, for ``rounds`` rounds of a
-    ``horizon``-round run; the environment is stepped in numpy as well.
-
-    noise: optional (eta [rounds, n], eps [rounds]) to replay; else drawn per round from ``rng``.
-    first_arm: round 0's random arm (else drawn from ``rng``).
-    Returns (regret, pseudo_regret) after ``rounds`` rounds and the arm sequence [rounds].
-    """
-    A, B = np.asarray(problem.A), np.asarray(problem.B)
-    omega, theta, h = np.asarray(problem.omega), np.asarray(problem.theta), np.asarray(problem.h)
-    arms = np.asarray(problem.arms)
-    K, d = arms.shape
-    n = A.shape[0]
-    j_star = float(problem.J_star)
-    sigma, reward_std = float(problem.sigma), float(problem.reward_std)
-    # the learner's info, exactly as make_info builds it (true bounds, delta = 1 / T)
-    rho_bar, phi_bar = float(problem.rho), float(problem.phi)
-    theta_b, omega_b = float(np.linalg.norm(theta)), float(np.linalg.norm(omega))
-    b_b = float(np.linalg.norm(B, 2))
-    u_b = float(np.max(np.linalg.norm(arms, axis=1)))
-    x_b = u_b / (1 - rho_bar)
-    delta = 1.0 / horizon
-    lam = np.log(float(horizon))
-    c_a = theta_b + omega_b * b_b * phi_bar / (1 - rho_bar)
-    c_b = u_b * omega_b * phi_bar * (u_b * b_b / (1 - rho_bar) + x_b)
-    sigma2 = sigma**2 * (1 + omega_b**2 * phi_bar**2 / (1 - rho_bar**2))
-    log_inv_rho = np.log(1.0 / rho_bar)
-
-    def beta(t):
-        return (c_a * np.sqrt(lam) + c_b * np.log(np.e * (t + 1)) / np.sqrt(lam)
-                + np.sqrt(2 * sigma2 * (np.log(1 / delta) + (d / 2) * np.log(1 + t * u_b**2 / (d * lam)))))
-
-    def epoch_len(m):
-        return 1 + int(np.floor(np.log(m) / log_inv_rho))
-
-    V, V_inv = lam * np.eye(d), np.eye(d) / lam
-    b, h_hat = np.zeros(d), np.zeros(d)
-    m, start, end, arm = 1, 0, epoch_len(1), 0
-    x = np.zeros(n)
-    regret = pseudo = 0.0
-    played = np.empty(rounds, np.int64)
-    for t in range(rounds):
-        if t == start:
-            if t == 0:
-                arm = int(rng.integers(K)) if first_arm is None else int(first_arm)
-            else:
-                width = np.sqrt(np.einsum("kd,de,ke->k", arms, V_inv, arms))
-                arm = int(np.argmax(arms @ h_hat + beta(t) * width))
-        u = arms[arm]
-        if noise is None:
-            eta, eps = sigma * rng.standard_normal(n), reward_std * rng.standard_normal()
-        else:
-            eta, eps = noise[0][t], noise[1][t]
-        mean_y = omega @ x + theta @ u
-        y = mean_y + eps
-        x = A @ x + B @ u + eta
-        regret += j_star - mean_y
-        pseudo += j_star - h @ u
-        if t == end - 1:  # the epoch's last round: the only reward used
-            V = V + np.outer(u, u)
-            b = b + y * u
-            V_inv = np.linalg.inv(V)
-            h_hat = V_inv @ b
-            m += 1
-            start, end = end, end + epoch_len(m)
-        played[t] = arm
-    return regret, pseudo, played
 
 
 def bench_numpy(problem, sizes: Sizes) -> dict:
@@ -184,6 +120,19 @@ def bench_numpy(problem, sizes: Sizes) -> dict:
             "extrapolated_s_for_jax_size": sizes.seeds * sizes.horizon * total / rounds,
             "note": "fewer rounds than the jax run; rate per round, extrapolated to "
                     f"{sizes.seeds} seeds x {sizes.horizon:,} rounds"}
+
+
+def bench_numpy_seeds(problem, sizes: Sizes) -> dict:
+    """The same numpy algorithm with the seeds side by side as arrays (one loop over rounds)."""
+    rng = np.random.default_rng(1)
+    start = time.perf_counter()
+    numpy_dynlin_ucb(problem, sizes.horizon, sizes.numpy_rounds, rng=rng, seeds=sizes.seeds)
+    run_s = time.perf_counter() - start
+    rounds = sizes.seeds * sizes.numpy_rounds
+    return {"name": f"numpy, seeds vectorised: {sizes.seeds} seeds x {sizes.numpy_rounds:,} "
+                    f"rounds (of T = {sizes.horizon:,})",
+            "seeds": sizes.seeds, "rounds_per_seed": sizes.numpy_rounds, "rounds": rounds,
+            "rounds_per_s": rounds / run_s, "run_s": run_s, "compile_s": 0.0}
 
 
 def check_numpy_matches_jax(problem, sizes: Sizes, jax_out) -> dict:
@@ -268,12 +217,17 @@ def _kib(x) -> str:
 
 def format_table(results: dict) -> str:
     lines = ["| benchmark | rounds/s | run s | compile s |", "|---|---:|---:|---:|"]
-    for row in (results["jax"], results["numpy"]):
+    for key in ("jax", "floor", "numpy", "numpy_seeds"):
+        row = results[key]
         lines.append(f"| {row['name']} | {row['rounds_per_s']:,.0f} | {row['run_s']:.2f} | "
                      f"{row['compile_s']:.1f} |")
     verdict = "meets" if results["ratio"] >= TARGET_RATIO else "below"
-    lines.append(f"| ratio (jax / numpy rounds/s) | {results['ratio']:,.0f}x | | "
+    lines.append(f"| ratio (jax / numpy loop rounds/s) | {results['ratio']:,.1f}x | | "
                  f"({verdict} target >= {TARGET_RATIO:.0f}x) |")
+    lines.append(f"| harness floor (clairvoyant jax / numpy loop) | "
+                 f"{results['floor_ratio']:,.1f}x | | (no learner can beat it) |")
+    lines.append(f"| ratio (jax / numpy with seeds vectorised) | "
+                 f"{results['ratio_to_vectorised']:,.1f}x | | (target >= 10x) |")
     c = results["check"]
     lines += ["", (f"numpy loop = the same algorithm: seed 0 replayed with the JAX noise for "
               f"{c['rounds']:,} rounds: pseudo-regret numpy {c['numpy_pseudo_regret']:.6f} vs jax "
@@ -310,16 +264,21 @@ def main(quick: bool = False, out: str = "runs/bench_bandits.json",
     machine = machine_info()
     problem = preset(PRESET)
     start = time.perf_counter()
-    with PartBar(4, "bench bandits", progress) as part:
+    with PartBar(6, "bench bandits", progress) as part:
         jax_row, jax_out = part("jax", bench_jax, problem, sizes)
+        floor_row, _ = part("harness floor", bench_jax, problem, sizes, clairvoyant())
         numpy_row = part("numpy loop", bench_numpy, problem, sizes)
+        vector_row = part("numpy, seeds vectorised", bench_numpy_seeds, problem, sizes)
         check = part("numpy = jax check", check_numpy_matches_jax, problem, sizes, jax_out)
         memory = part("memory", bench_memory, problem, sizes)
     verdict = memory_verdict(memory)
+    rate = jax_row["rounds_per_s"]
     results = {"benchmark": "bandits", "algorithm": "DynLin-UCB (lam = log T)", "preset": PRESET,
                "quick": quick, "sizes": dataclasses.asdict(sizes), "machine": machine,
-               "jax": jax_row, "numpy": numpy_row,
-               "ratio": jax_row["rounds_per_s"] / numpy_row["rounds_per_s"],
+               "jax": jax_row, "floor": floor_row, "numpy": numpy_row, "numpy_seeds": vector_row,
+               "ratio": rate / numpy_row["rounds_per_s"],
+               "ratio_to_vectorised": rate / vector_row["rounds_per_s"],
+               "floor_ratio": floor_row["rounds_per_s"] / numpy_row["rounds_per_s"],
                "target_ratio": TARGET_RATIO, "check": check, "memory": memory,
                "memory_verdict": verdict, "memory_flat": verdict["flat"]}
     results["meets_target"] = results["ratio"] >= TARGET_RATIO

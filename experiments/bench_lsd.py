@@ -40,7 +40,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hystax.agents.bandits.runner import collect, compiled_play, noise_of_rounds
+from hystax.agents.bandits.runner import busy_rounds, collect, compiled_play, noise_of_rounds
 from hystax.agents.bandits.lsd.comb_ucb import isi_comb_ucb1
 from hystax.agents.bandits.lsd.planning import (
     _lp_highs,
@@ -184,14 +184,16 @@ def bench_jax_learner(policy, problem, sizes: Sizes) -> tuple[dict, tuple]:
     """``run_seeds``' compiled runner (jit of vmap over PRNGKey(0..S-1) of one scan over rounds),
     compiled ahead of time; median of ``reps`` timed runs."""
     info = make_info(problem, sizes.horizon)
+    busy = busy_rounds(policy, info, sizes.horizon)
     blocks = sizes.horizon // sizes.record_every
     with jax.enable_x64(True):
         keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(sizes.seeds))
         compile_s, compiled = _timed(lambda: compiled_play(
-            policy, blocks, sizes.record_every, True).lower(problem, info, keys).compile())
+            policy, blocks, sizes.record_every, True).lower(problem, info, keys,
+                                                            busy).compile())
         times = []
         for _ in range(sizes.reps):
-            run_s, out = _timed(lambda: jax.block_until_ready(compiled(problem, info, keys)))
+            run_s, out = _timed(lambda: jax.block_until_ready(compiled(problem, info, keys, busy)))
             times.append(run_s)
     played = collect(out, sizes.record_every)
     reward, counts = played.reward, played.arm_counts

@@ -77,3 +77,43 @@ def test_the_runner_and_the_generic_api_import_no_specific_env():
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert not {m for m in imported if m and m.startswith(("hystax.envs.dlb", "hystax.envs.lsd"))}, name
+
+
+def test_dynlin_ucb_on_its_schedule_equals_every_round_and_the_numpy_reference():
+    """The runner skips DynLin-UCB between its epoch boundaries (Policy.schedule): the same
+    bits as calling it every round, and the numpy reference replayed on the same noise."""
+    from hystax.agents.bandits import dynlin_ucb, run_seeds
+    from hystax.envs.dlb import preset
+    from hystax.experiments.bandit_reference import numpy_dynlin_ucb
+
+    for name, horizon in (("real", 4000), ("synthetic-0.01", 3000)):
+        problem, policy = preset(name), dynlin_ucb("logT")
+        fast = run_seeds(policy, problem, 3, horizon, record_every=1000)
+        slow = run_seeds(policy._replace(schedule=None), problem, 3, horizon, record_every=1000)
+        np.testing.assert_array_equal(fast.regret, slow.regret)
+        np.testing.assert_array_equal(fast.policy_state.V_inv, slow.policy_state.V_inv)
+        with jax.enable_x64(True):
+            key = jax.random.PRNGKey(0)
+            noise = [np.asarray(v) for v in runner.noise_of_rounds(problem, key, horizon, 1000)]
+            first = int(jax.random.randint(runner.policy_keys(key, 0, 1000)[0], (), 0,
+                                           problem.num_arms))
+        regret, pseudo, _ = numpy_dynlin_ucb(problem, horizon, horizon, noise=noise,
+                                             first_arm=first)
+        np.testing.assert_allclose([regret, pseudo], [fast.regret[0, -1], fast.pseudo_regret[0, -1]],
+                                   rtol=1e-9)
+
+
+def test_the_numpy_reference_runs_seeds_side_by_side():
+    from hystax.envs.dlb import preset
+    from hystax.experiments.bandit_reference import numpy_dynlin_ucb
+
+    problem = preset("synthetic-0.01")
+    regret, pseudo, played = numpy_dynlin_ucb(problem, 500, 500, rng=np.random.default_rng(0),
+                                              seeds=4)
+    assert regret.shape == pseudo.shape == (4,) and played.shape == (4, 500)
+    one = numpy_dynlin_ucb(problem, 500, 500, noise=(np.zeros((500, 3)), np.zeros(500)),
+                           first_arm=int(played[2, 0]))
+    many = numpy_dynlin_ucb(problem, 500, 500, rng=None, noise=(np.zeros((500, 3)),
+                                                                 np.zeros(500)),
+                            first_arm=int(played[2, 0]), seeds=2)
+    np.testing.assert_allclose(many[1], [one[1]] * 2, rtol=1e-12)

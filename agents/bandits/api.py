@@ -36,6 +36,12 @@ class Policy(NamedTuple):
 
     ``extra_arms``: constant actions outside the arm set ([E, d] as a tuple of tuples), played by
     index K + e (e.g. the Expert's allocation); learners leave it empty.
+
+    ``schedule``: optional ``schedule(info, horizon) -> bool [horizon]`` (numpy, on the host):
+    the rounds in which ``act`` or ``update`` may change anything, the same for every seed. In
+    the other rounds the runner plays the arm the state holds (``state.arm``) and leaves the
+    state as it is, under a ``lax.cond`` that stays a branch under ``vmap`` (the predicate is
+    not per seed), so a policy that decides rarely costs little per round.
     """
 
     init: Callable[[jax.Array, Any], Any]
@@ -43,6 +49,7 @@ class Policy(NamedTuple):
     update: Callable[[Any, jax.Array, jax.Array, jax.Array], Any]
     name: str = "policy"
     extra_arms: tuple = ()
+    schedule: Callable[[Any, int], np.ndarray] | None = None
 
 
 @struct.dataclass

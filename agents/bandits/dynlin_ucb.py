@@ -34,8 +34,8 @@ from hystax.errors import require
 RHO_BAR_EVERY_ROUND = 1e-6
 """Below this rho_bar, DynLin-UCB updates at every round from round 0 (as the reference)."""
 
-__all__ = ["RHO_BAR_EVERY_ROUND", "DynLinUCBState", "beta", "dynlin_constants", "dynlin_ucb",
-           "epoch_length", "epoch_schedule"]
+__all__ = ["RHO_BAR_EVERY_ROUND", "DynLinUCBState", "beta", "busy_rounds", "dynlin_constants",
+           "dynlin_ucb", "epoch_length", "epoch_schedule"]
 
 
 def epoch_schedule(rho_bar: float, horizon: int) -> np.ndarray:
@@ -56,6 +56,27 @@ def epoch_schedule(rho_bar: float, horizon: int) -> np.ndarray:
         lengths = 1 + np.floor(np.log(m) / log_inv).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return lengths[starts < horizon]
+
+
+def busy_rounds(info: ProblemInfo, horizon: int) -> np.ndarray:
+    """The rounds in which DynLin-UCB acts or learns (bool [horizon], numpy, the same for every
+    seed): round 0, each update round S_m and the round after it. The bandit runner skips
+    ``act``/``update`` in the others (:class:`~hystax.agents.bandits.api.Policy` ``schedule``).
+    The epoch lengths come from :func:`epoch_length`, the very function the state's own
+    bookkeeping uses (in float64), so the two agree to the last bit of the log."""
+    rho_bar = float(info.rho_bar)
+    if rho_bar < RHO_BAR_EVERY_ROUND:
+        return np.ones(horizon, bool)
+    with jax.enable_x64(True):
+        m = jnp.arange(1, horizon + 1, dtype=jnp.float64)
+        lengths = np.asarray(jax.jit(epoch_length)(jnp.float64(rho_bar), m), np.int64)
+    ends = np.cumsum(lengths)
+    ends = ends[ends < horizon]
+    busy = np.zeros(horizon, bool)
+    busy[0] = True
+    busy[ends] = True
+    busy[ends[ends + 1 < horizon] + 1] = True
+    return busy
 
 
 def epoch_length(rho_bar, m) -> jax.Array:
@@ -142,4 +163,4 @@ def dynlin_ucb(lam: float | str = "logT") -> Policy:
             n_updates=state.n_updates + last)
 
     name = "DynLin-UCB (lam=log T)" if lam == "logT" else f"DynLin-UCB (lam={lam:g})"
-    return Policy(init, act, update, name)
+    return Policy(init, act, update, name, schedule=busy_rounds)

@@ -30,7 +30,7 @@ from hystax.agents.bandits.api import Policy, record_interval, seed_list
 from hystax.envs.bandit_rounds import BanditProblem
 from hystax.errors import require
 
-__all__ = ["Played", "block_noise", "collect", "compiled_play", "noise_of_rounds", "play",
+__all__ = ["Played", "block_noise", "busy_rounds", "collect", "compiled_play", "noise_of_rounds", "play",
            "play_rounds", "play_seeds", "policy_keys"]
 
 
@@ -72,26 +72,43 @@ def policy_keys(key: jax.Array, block: int, every: int) -> jax.Array:
     return jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 1), block), every)
 
 
-def play_rounds(policy: Policy, problem: BanditProblem, info: Any, key: jax.Array, blocks: int,
-                every: int):
+def play_rounds(policy: Policy, problem: BanditProblem, info: Any, key: jax.Array, busy,
+                blocks: int, every: int):
     """One seed, ``blocks * every`` rounds; returns the records [R, blocks] (cumulative expected,
     realised, steady reward, then optimal_rate minus expected and minus steady where the
-    problem has an optimal rate), arm counts, the final problem state and policy state."""
+    problem has an optimal rate), arm counts, the final problem state and policy state.
+
+    busy: the policy's schedule, bool [blocks * every] (None: it acts and learns every round).
+    """
     table = problem.with_extra_arms(policy.extra_arms) if policy.extra_arms else problem
     rate = table.optimal_rate
 
-    def round_(carry, inputs):
-        state, pstate, sums, counts = carry
-        t, noise, k = inputs
+    def learning(state, pstate, t, noise, k):
         arm = policy.act(pstate, k, t)
         mean, y, steady, state = table.play(state, arm, noise)
-        pstate = policy.update(pstate, arm, y, t)
+        return arm, (mean, y, steady), state, policy.update(pstate, arm, y, t)
+
+    def holding(state, pstate, t, noise, k):
+        mean, y, steady, state = table.play(state, pstate.arm, noise)
+        return pstate.arm, (mean, y, steady), state, pstate
+
+    def round_(carry, inputs):
+        state, pstate, sums, counts = carry
+        t, noise, k, now = inputs
+        if busy is None:
+            arm, (mean, y, steady), state, pstate = learning(state, pstate, t, noise, k)
+        else:  # `now` is the same for every seed: one real branch per round under vmap
+            arm, (mean, y, steady), state, pstate = jax.lax.cond(
+                now, learning, holding, state, pstate, t, noise, k)
         step = [mean, y, steady] + ([] if rate is None else [rate - mean, rate - steady])
-        return (state, pstate, sums + jnp.stack(step), counts.at[arm].add(1)), None
+        chosen = jnp.arange(counts.shape[0]) == arm
+        return (state, pstate, sums + jnp.stack(step), counts + chosen), None
 
     def block(carry, b):
+        now = (jnp.zeros((every,), bool) if busy is None
+               else jax.lax.dynamic_slice(busy, (b * every,), (every,)))
         inputs = (b * every + jnp.arange(every), block_noise(table, key, b, every),
-                  policy_keys(key, b, every))
+                  policy_keys(key, b, every), now)
         carry, _ = jax.lax.scan(round_, carry, inputs)
         return carry, carry[2]
 
@@ -104,12 +121,22 @@ def play_rounds(policy: Policy, problem: BanditProblem, info: Any, key: jax.Arra
 
 @functools.lru_cache(maxsize=128)
 def compiled_play(policy: Policy, blocks: int, every: int, batched: bool):
-    """``jit(play_rounds(policy, problem, info, key))``, vmapped over keys when ``batched``;
-    cached per (policy, blocks, every, batched)."""
+    """``jit(play_rounds(policy, problem, info, key, busy))``, vmapped over keys when
+    ``batched``; cached per (policy, blocks, every, batched)."""
     fn = functools.partial(play_rounds, policy, blocks=blocks, every=every)
     if batched:
-        fn = jax.vmap(fn, in_axes=(None, None, 0))
+        fn = jax.vmap(fn, in_axes=(None, None, 0, None))
     return jax.jit(fn)
+
+
+def busy_rounds(policy: Policy, info: Any, horizon: int) -> np.ndarray | None:
+    """The policy's schedule (bool [horizon]) for ``info``, or None when it has none."""
+    if policy.schedule is None:
+        return None
+    busy = np.asarray(policy.schedule(info, horizon), bool)
+    require(busy.shape == (horizon,), f"policy {policy.name!r}: schedule must be bool "
+            f"[{horizon}], got shape {busy.shape}")
+    return busy
 
 
 def _checked(policy, problem, horizon, record_every) -> int:
@@ -138,9 +165,10 @@ def play(policy: Policy, problem: BanditProblem, info: Any, key: jax.Array, hori
     record_every: a divisor of horizon (default: the smallest giving at most 1000 records).
     """
     every = _checked(policy, problem, horizon, record_every)
+    busy = busy_rounds(policy, info, horizon)
     with jax.enable_x64(True):
         out = compiled_play(policy, horizon // every, every, False)(problem, info,
-                                                                    jnp.asarray(key))
+                                                                    jnp.asarray(key), busy)
         return collect(out, every)
 
 
@@ -150,7 +178,8 @@ def play_seeds(policy: Policy, problem: BanditProblem, info: Any, seeds, horizon
     ``PRNGKey(s)``), the seed axis sharded over the devices that divide S."""
     seeds = seed_list(seeds)
     every = _checked(policy, problem, horizon, record_every)
+    busy = busy_rounds(policy, info, horizon)
     with jax.enable_x64(True):
         keys = sharding.seed_keys(seeds, sharding.seed_mesh(len(seeds)))
-        return collect(compiled_play(policy, horizon // every, every, True)(problem, info, keys),
-                       every)
+        return collect(compiled_play(policy, horizon // every, every, True)(problem, info, keys,
+                                                                           busy), every)
