@@ -11,16 +11,17 @@ measures, in float64 throughout:
 2. the cycle LP (``lp_relaxation``) vs K on random monotone LSD instances: the pure-jax
    Lagrangian dual (first call, then the median of warm calls) against scipy's HiGHS
    (``method="highs"``), with the largest |dual - HiGHS| of the LP values; then the rounding
-   planner (``lp_rounding_schedules``, the LP solved once beforehand) for a batch of keys vs the
-   horizon;
+   planner (``lp_rounding_schedules`` on ``rounding_lp``, the leave-one-out filler LP the
+   planner itself rounds, solved once beforehand) for a batch of keys vs the horizon;
 3. rounds/s of the learners LP-rounding UCB and ISI-CombUCB1 (D = 4) on ``laforgue-main``:
    ``jit(vmap(run over seeds))`` of ``run_seeds`` (one ``lax.scan`` over rounds; compile time
    from ``lower().compile()`` reported apart, median of the timed runs) next to a plain numpy
-   per-round loop of the SAME algorithm written here (same UCB tables, same epochs / blocks,
-   same arm choice; the environment stepped in numpy too). LP-rounding UCB's numpy loop solves
-   the cycle LP on the UCB tables with scipy's HiGHS at every re-plan and samples the cycles and
-   phases with numpy (so it follows the same rule, not the same draws; where the UCB LP has
-   several optima HiGHS and the jax dual may return different ones); ISI-CombUCB1's numpy loop
+   per-round loop of the SAME algorithm (``experiments/bandit_reference.py``: same UCB tables,
+   same epochs / blocks, same arm choice; the environment stepped in numpy too). LP-rounding
+   UCB's numpy loop solves the K leave-one-out cycle LPs on the UCB table with scipy's HiGHS at
+   every re-plan, keeps the filler with the largest value, and samples the cycles and phases
+   with numpy (so it follows the same rule, not the same draws; where a UCB LP has several
+   optima HiGHS and the jax dual may return different ones); ISI-CombUCB1's numpy loop
    enumerates all K^D block sequences exactly (their base arms do not depend on the state, so
    they are computed once), and seed 0 is replayed with the JAX run's reward draws and compared
    with it. The numpy loops run fewer seeds (the same horizon), and the ratio compares rounds/s
@@ -32,7 +33,6 @@ Results go to stdout as markdown tables and to ``out`` as JSON (with machine inf
 from __future__ import annotations
 
 import dataclasses
-import math
 import statistics
 import sys
 import time
@@ -42,17 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 from hystax.agents.bandits.runner import busy_rounds, collect, compiled_play, noise_of_rounds
 from hystax.agents.bandits.lsd.comb_ucb import isi_comb_ucb1
-from hystax.agents.bandits.lsd.planning import (
-    _lp_highs,
-    cycle_table,
-    dp_plan,
-    dp_value,
-    joint_state_count,
-    lp_relaxation,
-)
-from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_rounding_ucb
+from hystax.agents.bandits.lsd.planning import dp_plan, dp_value, joint_state_count, lp_relaxation
+from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_rounding_ucb, rounding_lp
 from hystax.agents.bandits.lsd.runner import make_info
-from hystax.envs.lsd import payoff_table, preset, random_monotone
+from hystax.envs.lsd import preset, random_monotone
+from hystax.experiments.bandit_reference import numpy_isi_comb_ucb1, numpy_lp_rounding_ucb
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
 from hystax.progress import PartBar
 
@@ -164,7 +158,7 @@ def bench_lp(sizes: Sizes) -> list[dict]:
 
 def bench_rounding(sizes: Sizes) -> list[dict]:
     problem = random_monotone(0, sizes.rounding_arms, idle_cap=sizes.lp_cap, play_cap=sizes.lp_cap)
-    lp = lp_relaxation(problem)
+    lp = rounding_lp(problem)  # the planner's own LP (one arm left out as the filler)
     keys = jax.random.split(jax.random.PRNGKey(0), sizes.rounding_keys)
     rows = []
     for horizon in sizes.rounding_horizons:
@@ -210,169 +204,6 @@ def bench_jax_learner(policy, problem, sizes: Sizes) -> tuple[dict, tuple]:
 
 
 # --- 3. learners: numpy ---------------------------------------------------------------------
-
-
-def _index(z, play_cap):
-    """state_index in numpy: -m -> m - 1, +b -> play_cap + b - 1."""
-    return np.where(z < 0, -z - 1, play_cap + z - 1)
-
-
-def _advance(z, arm, idle_cap, play_cap):
-    played = np.arange(z.shape[0]) == arm
-    on = np.where(z > 0, -1, np.maximum(z - 1, -play_cap))
-    off = np.where(z < 0, 1, np.minimum(z + 1, idle_cap))
-    return np.where(played, on, off)
-
-
-def _reward(problem, mean, rng, uniform=None):
-    """One noisy reward in numpy (``uniform``: a given Bernoulli draw to replay)."""
-    if problem.noise == "bernoulli":
-        return float((rng.random() if uniform is None else uniform) < mean)
-    return mean + float(problem.sigma) * rng.standard_normal()
-
-
-def numpy_lp_rounding_ucb(problem, horizon: int, rng, alpha: float = 2.0,
-                          epoch: int | None = None) -> tuple[float, np.ndarray]:
-    """LP-rounding UCB (:func:`~hystax.agents.bandits.lsd.rounding.lp_rounding_ucb`) as a plain
-    numpy per-round loop: UCB table every round, the cycle LP re-solved on it with scipy's HiGHS
-    every ``epoch`` rounds, cycles and phases drawn with numpy, the same arm rule as
-    ``choose_arm``. Returns (total expected reward, arms played [T])."""
-    mu = payoff_table(problem)
-    k, s = mu.shape
-    ci, cp = problem.idle_cap, problem.play_cap
-    if epoch is None:
-        epoch = int(max(4 * (s + 1), math.ceil(math.sqrt(horizon))))
-    arms = np.arange(k)
-    counts, sums = np.zeros((k, s)), np.zeros((k, s))
-    z = np.asarray(problem.init_state, np.int64).copy()
-
-    def ucb(t):
-        n = np.maximum(counts, 1)
-        bonus = np.sqrt(alpha * np.log(max(t + 1.0, 2.0)) / n)
-        return np.where(counts > 0, np.clip(sums / n + bonus, 0.0, 1.0), 1.0)
-
-    def replan(t):
-        u = ucb(t)
-        rewards, plays, idle = cycle_table(u[:, cp:], u[:, :cp])
-        lp = _lp_highs(rewards, plays, idle)
-        plays, idle = plays.astype(np.int64), idle.astype(np.int64)
-        length = plays + idle
-        probs = np.clip(lp.y * length, 0.0, None)
-        probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1.0)
-        none = np.clip(1.0 - probs.sum(axis=1, keepdims=True), 0.0, None)
-        cum = np.cumsum(np.concatenate([probs, none], axis=1), axis=1)
-        draw = rng.random(k) * cum[:, -1]
-        choice = np.minimum((cum <= draw[:, None]).sum(axis=1), cum.shape[1] - 1)
-        scheduled = choice < probs.shape[1]
-        cycle = np.minimum(choice, probs.shape[1] - 1)
-        cycle_length = np.where(scheduled, length[cycle], 1)
-        offset = np.floor(rng.random(k) * cycle_length).astype(np.int64)
-        return (scheduled, np.where(scheduled, plays[cycle], 0), np.where(scheduled, idle[cycle], 0),
-                offset)
-
-    def choose(plan, t, table):
-        scheduled, plays, idle, offset = plan
-        now = table[arms, _index(z, cp)]
-        phase = (t + offset) % np.maximum(plays + idle, 1)
-        asking = scheduled & (phase >= idle)
-        if asking.any():
-            return int(np.argmax(np.where(asking, now, -np.inf)))
-        wait = np.clip(idle - phase, 1, ci + 1)
-        left_idle = np.where(z < 0, np.minimum(wait, ci), np.minimum(z + wait, ci))
-        played_now = np.where(wait == 1, np.where(z > 0, -1, np.maximum(z - 1, -cp)),
-                              np.minimum(wait - 1, ci))
-        cost = table[arms, _index(left_idle, cp)] - table[arms, _index(played_now, cp)]
-        return int(np.argmax(now - np.where(scheduled, cost, 0.0)))
-
-    plan = replan(0)
-    total = 0.0
-    played = np.empty(horizon, np.int64)
-    for t in range(horizon):
-        arm = choose(plan, t, ucb(t))
-        column = int(_index(z[arm], cp))
-        mean = mu[arm, column]
-        y = _reward(problem, mean, rng)
-        total += mean
-        counts[arm, column] += 1
-        sums[arm, column] += min(max(y, 0.0), 1.0)
-        z = _advance(z, arm, ci, cp)
-        if (t + 1) % epoch == 0:
-            plan = replan(t + 1)
-        played[t] = arm
-    return total, played
-
-
-def _block_sequences(num_arms: int, block: int) -> np.ndarray:
-    """All num_arms^block sequences in lexicographic order: [N, D]."""
-    radix = num_arms ** np.arange(block - 1, -1, -1, dtype=np.int64)
-    return (np.arange(num_arms ** block, dtype=np.int64)[:, None] // radix) % num_arms
-
-
-def _isi_base_arms(seqs: np.ndarray, idle_cap: int, play_cap: int) -> np.ndarray:
-    """ISI-CombUCB1's valued base arm of every pull (every arm starts the block unknown; a state
-    becomes known through the block's own switches): [N, D] flat i * S + index, or -1."""
-    n, d = seqs.shape
-    z = np.ones((n, d), np.int64)
-    known = np.zeros((n, d), bool)
-    prev = np.zeros((n, d), bool)
-    at_z, at_known = np.empty((n, d), np.int64), np.empty((n, d), bool)
-    for q in range(d):
-        at_z[:, q], at_known[:, q] = z[:, q], known[:, q]
-        played = seqs[:, q:q + 1] == seqs
-        on = np.where(z > 0, -1, np.maximum(z - 1, -play_cap))
-        off = np.where(z < 0, 1, np.minimum(z + 1, idle_cap))
-        switch = (q > 0) & (played != prev)
-        known_on = known | (play_cap == 1) | switch
-        z = np.where(played, np.where(known, on, -1), np.where(known, off, 1))
-        known = np.where(played, known_on, known | switch)
-        prev = played
-    flat = seqs * (play_cap + idle_cap) + _index(at_z, play_cap)
-    return np.where(at_known, flat, -1)
-
-
-def numpy_isi_comb_ucb1(problem, horizon: int, block: int, rng=None,
-                        uniforms=None) -> tuple[np.ndarray, np.ndarray]:
-    """ISI-CombUCB1 (blocks of D = ``block`` rounds) as a plain numpy per-round loop: before every
-    block the UCB table U[K, S] (mean + sqrt(1.5 ln t / n), t the block's first 1-based round;
-    D sqrt(1.5 ln(K D)) for unseen base arms), every one of the K^D sequences valued exactly
-    and the first best played. ``uniforms`` [T]: Bernoulli draws to replay (else from ``rng``).
-    Returns (cumulative expected reward per round [T], arm counts [K])."""
-    mu = payoff_table(problem)
-    k, s = mu.shape
-    ci, cp = problem.idle_cap, problem.play_cap
-    seqs = _block_sequences(k, block)
-    base = _isi_base_arms(seqs, ci, cp)  # does not depend on the state: computed once
-    valued = base >= 0
-    safe = np.maximum(base, 0)
-    unseen = block * math.sqrt(1.5 * math.log(k * block))
-    counts, sums = np.zeros(k * s), np.zeros(k * s)
-    z = np.asarray(problem.init_state, np.int64).copy()
-
-    def plan(t_start):
-        n = np.maximum(counts, 1)
-        u = np.where(counts > 0, sums / n + np.sqrt(1.5 * np.log(max(t_start + 1, 1)) / n), unseen)
-        best = int(np.argmax(np.where(valued, u[safe], 0.0).sum(axis=1)))
-        return seqs[best], base[best]
-
-    seq, pulls = plan(0)
-    cumulative = np.empty(horizon)
-    arm_counts = np.zeros(k, np.int64)
-    total = 0.0
-    for t in range(horizon):
-        arm = int(seq[t % block])
-        mean = mu[arm, int(_index(z[arm], cp))]
-        y = _reward(problem, mean, rng, None if uniforms is None else uniforms[t])
-        b = int(pulls[t % block])
-        if b >= 0:
-            counts[b] += 1
-            sums[b] += min(max(y, 0.0), 1.0)
-        z = _advance(z, arm, ci, cp)
-        if (t + 1) % block == 0:
-            seq, pulls = plan(t + 1)
-        total += mean
-        cumulative[t] = total
-        arm_counts[arm] += 1
-    return cumulative, arm_counts
 
 
 def bench_numpy_learner(name: str, fn, sizes: Sizes) -> dict:
@@ -476,9 +307,10 @@ def format_table(results: dict) -> str:
                    f"{c['numpy_reward']:.4f} vs jax {c['jax_reward']:.4f}, arm counts "
                    f"{c['numpy_arm_counts']} vs {c['jax_arm_counts']} "
                    f"({'match' if c['match'] else 'MISMATCH'}). LP-rounding UCB's numpy loop "
-                   f"(HiGHS LP, numpy draws) follows the same rule, not the same draws; where the "
-                   f"UCB LP has several optima HiGHS returns a vertex and the jax dual a mix of "
-                   f"Lagrangian solutions, so their rewards per round may differ a little.")]
+                   f"(HiGHS leave-one-out LPs, numpy draws) follows the same rule, not the "
+                   f"same draws; where a UCB LP has several optima HiGHS returns a vertex and "
+                   f"the jax dual a mix of Lagrangian solutions, so their rewards per round may "
+                   f"differ a little.")]
     return "\n".join(lines)
 
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import math
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
+from hystax.agents.bandits.lsd.planning import cycle_table
+from hystax.agents.bandits.lsd.rounding import CyclePlan, choose_arm, filler_lp
 from hystax.experiments import bench_lsd
+from hystax.experiments.bandit_reference import numpy_choose_arm, numpy_filler_lp
 
 
 def _positive(x) -> bool:
@@ -64,3 +70,31 @@ def test_quick_bench_writes_json_with_positive_numbers_and_lp_values_agree(tmp_p
 
     printed = capsys.readouterr().out
     assert results["table"] in printed and "ratio (jax / numpy rounds/s)" in printed
+
+
+def test_numpy_lp_rounding_reference_mirrors_the_filler_lp_and_choose_arm():
+    """The numpy learner's pieces against the JAX ones: the HiGHS leave-one-out LP gives the
+    same filler and value as ``filler_lp``, and ``numpy_choose_arm`` the same arm as
+    ``choose_arm`` (nobody asking, so the filler pool decides, included)."""
+    rng = np.random.default_rng(0)
+    k, ci, cp = 4, 3, 2
+    for trial in range(6):
+        table = rng.random((k, cp + ci))
+        if trial == 0:
+            table[:] = 1.0  # the learner's first plan: every arm unseen, all tied
+        rewards, plays, idle = cycle_table(table[:, cp:], table[:, :cp])
+        with jax.enable_x64(True):
+            lp, filler = filler_lp(jnp.asarray(rewards), plays, idle)
+        value, y, np_filler = numpy_filler_lp(rewards, plays, idle)
+        assert np_filler == int(filler) and not y[np_filler].any()
+        assert math.isclose(value, float(lp.value), rel_tol=0, abs_tol=1e-7)
+    for _ in range(200):
+        plan = (rng.random(k) < 0.6, rng.integers(1, cp + 2, k), rng.integers(0, ci + 1, k),
+                rng.integers(0, 6, k))
+        plan = (plan[0], np.where(plan[0], plan[1], 0), np.where(plan[0], plan[2], 0), plan[3])
+        z = np.where(rng.random(k) < 0.5, -rng.integers(1, cp + 1, k), rng.integers(1, ci + 1, k))
+        t = int(rng.integers(0, 50))
+        table = rng.integers(0, 4, (k, cp + ci)) / 4.0  # ties, to check the tie rule too
+        jax_plan = CyclePlan(*(jnp.asarray(a) for a in plan))
+        expect = int(choose_arm(jax_plan, jnp.asarray(t), jnp.asarray(z), jnp.asarray(table), ci))
+        assert numpy_choose_arm(plan, t, z, table, cp) == expect
