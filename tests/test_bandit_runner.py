@@ -95,7 +95,7 @@ def test_dynlin_ucb_on_its_schedule_equals_every_round_and_the_numpy_reference()
         with jax.enable_x64(True):
             key = jax.random.PRNGKey(0)
             noise = [np.asarray(v) for v in runner.noise_of_rounds(problem, key, horizon, 1000)]
-            first = int(jax.random.randint(runner.policy_keys(key, 0, 1000)[0], (), 0,
+            first = int(jax.random.randint(runner.policy_key(key, 0, 1000), (), 0,
                                            problem.num_arms))
         regret, pseudo, _ = numpy_dynlin_ucb(problem, horizon, horizon, noise=noise,
                                              first_arm=first)

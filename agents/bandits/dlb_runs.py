@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from hystax.agents.bandits.api import Policy, make_info
-from hystax.agents.bandits.runner import Played, block_noise, play, play_seeds
+from hystax.agents.bandits.runner import Played, noise_of_rounds, play, play_seeds
 from hystax.errors import require
 
 __all__ = ["RunResult", "dlb_regrets", "round_noise", "run", "run_seeds"]
@@ -45,8 +45,7 @@ class RunResult(NamedTuple):
 def round_noise(problem, key: jax.Array, t: int, every: int = 1):
     """Round ``t``'s noise (eta_t [n], eps_t []) for run key ``key`` in a run that records every
     ``every`` rounds: what every policy meets in that round (see the runner)."""
-    block = block_noise(problem, key, int(t) // every, every)
-    return jax.tree.map(lambda x: x[int(t) % every], block)
+    return jax.tree.map(lambda x: x[int(t)], noise_of_rounds(problem, key, int(t) + 1, every))
 
 
 def _check_dlb(policy: Policy, problem) -> None:

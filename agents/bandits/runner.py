@@ -4,16 +4,16 @@
 >>> out = play_seeds(policy, problem, info, seeds=8, horizon=20_000)
 >>> out.reward[:, -1]                 # cumulative expected reward per seed
 
-The rounds are a scan over record blocks of an inner scan of ``every`` rounds (device memory
-flat in T); after each block the cumulative expected, realised and steady rewards are
-recorded. DLB and LSD wrap it (:func:`hystax.agents.bandits.run_seeds`,
+The rounds are a scan over record blocks, of noise chunks, of rounds (device memory flat in
+T); after each block the cumulative expected, realised and steady rewards are recorded. DLB and LSD wrap it (:func:`hystax.agents.bandits.run_seeds`,
 :func:`hystax.agents.bandits.lsd.run_seeds`) with their own results.
 
-Common random numbers: block b's noise is ``problem.draw_noise(fold_in(fold_in(key, 0), b),
-every)``, one random call per block, so for the same seed (and ``every``) every policy meets
-the same noise. The policy's key for round t is ``split(fold_in(fold_in(key, 1), b),
-every)[t - b * every]``; ``init`` gets ``fold_in(key, 2)``. Everything runs in float64
-(``jax.enable_x64``).
+Common random numbers: noise is drawn for chunks of c rounds (c: the largest divisor of
+``every`` up to :data:`MAX_CHUNK`, so memory stays flat in T); chunk j's noise is
+``problem.draw_noise(fold_in(fold_in(key, 0), j), c)``, one random call, so for the same seed
+(and ``every``) every policy meets the same noise. The policy's key for round t is
+``split(fold_in(fold_in(key, 1), j), c)[t - j c]``; ``init`` gets ``fold_in(key, 2)``.
+Everything runs in float64 (``jax.enable_x64``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from hystax.agents.bandits.api import Policy, record_interval, seed_list
 from hystax.envs.bandit_rounds import BanditProblem
 from hystax.errors import require
 
-__all__ = ["Played", "block_noise", "busy_rounds", "collect", "compiled_play", "noise_of_rounds", "play",
-           "play_rounds", "play_seeds", "policy_keys"]
+__all__ = ["MAX_CHUNK", "Played", "busy_rounds", "chunk_keys", "chunk_noise", "collect",
+           "compiled_play", "noise_chunk", "noise_of_rounds", "play", "play_rounds", "play_seeds",
+           "policy_key"]
 
 
 class Played(NamedTuple):
@@ -55,21 +56,39 @@ class Played(NamedTuple):
     policy_state: Any
 
 
-def block_noise(problem: BanditProblem, key: jax.Array, block: int, every: int):
-    """Block ``block``'s noise for run key ``key`` (leading axis [every]), as the runner draws it."""
-    return problem.draw_noise(jax.random.fold_in(jax.random.fold_in(key, 0), block), every)
+MAX_CHUNK = 1024
+"""Noise and policy keys are drawn for chunks of at most this many rounds (memory flat in T)."""
+
+
+def noise_chunk(every: int) -> int:
+    """Rounds per noise chunk in a run recording every ``every`` rounds: the largest divisor
+    of ``every`` that is at most :data:`MAX_CHUNK`."""
+    return next(c for c in range(min(every, MAX_CHUNK), 0, -1) if every % c == 0)
+
+
+def chunk_noise(problem: BanditProblem, key: jax.Array, chunk: int, size: int):
+    """Chunk ``chunk``'s noise (rounds chunk * size ..., leading axis [size]) for run key
+    ``key``, as the runner draws it: one random call."""
+    return problem.draw_noise(jax.random.fold_in(jax.random.fold_in(key, 0), chunk), size)
+
+
+def chunk_keys(key: jax.Array, chunk: int, size: int) -> jax.Array:
+    """The policy's keys [size] for the rounds of chunk ``chunk``."""
+    return jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 1), chunk), size)
 
 
 def noise_of_rounds(problem: BanditProblem, key: jax.Array, rounds: int, every: int):
     """The noise of rounds 0 .. rounds - 1 (leading axis [rounds]) in a run recording every
     ``every`` rounds: what every policy meets (for replays in reference loops)."""
-    blocks = [block_noise(problem, key, b, every) for b in range(-(-rounds // every))]
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:rounds], *blocks)
+    size = noise_chunk(every)
+    chunks = [chunk_noise(problem, key, c, size) for c in range(-(-rounds // size))]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:rounds], *chunks)
 
 
-def policy_keys(key: jax.Array, block: int, every: int) -> jax.Array:
-    """The policy's keys [every] for the rounds of block ``block`` (round t: index t % every)."""
-    return jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 1), block), every)
+def policy_key(key: jax.Array, t: int, every: int) -> jax.Array:
+    """The policy's key in round ``t`` of a run recording every ``every`` rounds."""
+    size = noise_chunk(every)
+    return chunk_keys(key, int(t) // size, size)[int(t) % size]
 
 
 def play_rounds(policy: Policy, problem: BanditProblem, info: Any, key: jax.Array, busy,
@@ -104,12 +123,18 @@ def play_rounds(policy: Policy, problem: BanditProblem, info: Any, key: jax.Arra
         chosen = jnp.arange(counts.shape[0]) == arm
         return (state, pstate, sums + jnp.stack(step), counts + chosen), None
 
+    size = noise_chunk(every)
+
+    def chunk(carry, c):  # c: the chunk's index in the run
+        now = (jnp.zeros((size,), bool) if busy is None
+               else jax.lax.dynamic_slice(busy, (c * size,), (size,)))
+        inputs = (c * size + jnp.arange(size), chunk_noise(table, key, c, size),
+                  chunk_keys(key, c, size), now)
+        return jax.lax.scan(round_, carry, inputs)[0], None
+
     def block(carry, b):
-        now = (jnp.zeros((every,), bool) if busy is None
-               else jax.lax.dynamic_slice(busy, (b * every,), (every,)))
-        inputs = (b * every + jnp.arange(every), block_noise(table, key, b, every),
-                  policy_keys(key, b, every), now)
-        carry, _ = jax.lax.scan(round_, carry, inputs)
+        per_block = every // size
+        carry, _ = jax.lax.scan(chunk, carry, b * per_block + jnp.arange(per_block))
         return carry, carry[2]
 
     carry = (table.initial_state(), policy.init(jax.random.fold_in(key, 2), info),
