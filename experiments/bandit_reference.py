@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hystax.agents.bandits.lsd.planning import cycle_table
+from hystax.agents.bandits.lsd.planning import cycle_table, lp_highs
 from hystax.envs.lsd import payoff_table
 
 __all__ = ["numpy_choose_arm", "numpy_dynlin_ucb", "numpy_filler_lp", "numpy_isi_comb_ucb1",
@@ -134,22 +134,12 @@ def _reward(problem, mean, rng, uniform=None):
 
 
 def _highs_cycle_lp(rewards: np.ndarray, plays: np.ndarray, idle: np.ndarray):
-    """The cycle LP with scipy's HiGHS: max sum R y s.t. sum_ic a_c y_ic <= 1 (one play per
-    round), sum_c (a_c + b_c) y_ic <= 1 per arm, y >= 0. rewards [K, C] -> (value, y [K, C])."""
-    from scipy.optimize import linprog
-
-    k, c = rewards.shape
-    if k == 0:
-        return 0.0, np.zeros((0, c))
-    a_ub = np.zeros((k + 1, k * c))
-    a_ub[0] = np.tile(plays, k)
-    for i in range(k):
-        a_ub[1 + i, i * c:(i + 1) * c] = plays + idle
-    out = linprog(-rewards.reshape(-1), A_ub=a_ub, b_ub=np.ones(k + 1), bounds=(0, None),
-                  method="highs")
-    if out.status != 0:
-        raise RuntimeError(f"numpy reference: HiGHS failed on the cycle LP: {out.message}")
-    return float(-out.fun), out.x.reshape(k, c)
+    """The cycle LP by HiGHS (:func:`~hystax.agents.bandits.lsd.planning.lp_highs`):
+    rewards [K, C] -> (value, y [K, C]); no arms -> (0, empty)."""
+    if rewards.shape[0] == 0:
+        return 0.0, np.zeros((0, rewards.shape[1]))
+    solution = lp_highs(rewards, plays, idle)
+    return float(solution.value), np.asarray(solution.y)
 
 
 def numpy_filler_lp(rewards: np.ndarray, plays, idle, tol: float = 1e-9):

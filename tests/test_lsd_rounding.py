@@ -156,7 +156,9 @@ def test_value_is_above_the_proven_bound_on_random_instances(kind):
     print(f"{kind}: {len(ratios)} instances, worst value / bound = {min(ratios):.6f}")
 
 
-@pytest.mark.parametrize("name", sorted(lsd.PRESETS))
+@pytest.mark.parametrize("name", [n if n in ("laforgue-supp", "R1") else
+                                  pytest.param(n, marks=pytest.mark.slow)
+                                  for n in sorted(lsd.PRESETS)])  # the rest: slow set
 def test_rounding_is_below_the_optimum(name):
     spec = lsd.PRESETS[name]
     problem = spec.build()
@@ -214,6 +216,7 @@ def test_learner_learns_the_recharge_pattern():
     assert blind.mean() <= 0.6
 
 
+@pytest.mark.slow  # the default run keeps test_learner_learns_the_recharge_pattern
 def test_learner_alpha_regret_per_round_shrinks():
     """Regret against the full-information planner, per round, falls with the horizon (R2)."""
     problem = lsd.preset("R2")

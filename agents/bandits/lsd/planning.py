@@ -42,6 +42,7 @@ __all__ = [
     "dp_value",
     "greedy_schedule",
     "joint_state_count",
+    "lp_highs",
     "lp_relaxation",
     "schedule_value",
 ]
@@ -266,7 +267,10 @@ def lp_dual_solve(rewards: jax.Array, plays, idle, iterations: int = 80) -> LPSo
 _lp_dual_jit = jax.jit(lp_dual_solve, static_argnames="iterations")
 
 
-def _lp_highs(rewards: np.ndarray, plays: np.ndarray, idle: np.ndarray) -> LPSolution:
+def lp_highs(rewards: np.ndarray, plays: np.ndarray, idle: np.ndarray) -> LPSolution:
+    """The cycle LP by scipy's HiGHS (the reference for the jax dual): max sum R y s.t.
+    sum_ic a_c y_ic <= 1 (one play per round), sum_c (a_c + b_c) y_ic <= 1 per arm, y >= 0;
+    rewards [K, C], plays a_c / idle b_c [C]."""
     from scipy.optimize import linprog
 
     k, c = rewards.shape
@@ -286,7 +290,7 @@ def lp_relaxation(problem: LSDProblem, method: str = "dual") -> LPSolution:
     exact up to float64 bisection) or "highs" (scipy's HiGHS)."""
     rewards, plays, idle = cycle_table(problem.idle_payoff, problem.play_payoff)
     if method == "highs":
-        return _lp_highs(rewards, plays, idle)
+        return lp_highs(rewards, plays, idle)
     require(method == "dual", f"lp_relaxation: method must be 'dual' or 'highs', got {method!r}")
     with jax.enable_x64(True):
         return jax.device_get(_lp_dual_jit(jnp.asarray(rewards), plays, idle))
