@@ -103,7 +103,7 @@ def format_planning(rows: list[dict]) -> str:
             f" | {r['rounding_best'] / o:.4f} | {o:,.1f} ({r['opt_source']}) | "
             f"{r['lp_bound'] / o:.4f} | {r['spec_opt']:,.1f} |")
     lines += ["", ("monotone: idle side non-decreasing, play side non-increasing and f(1) >= g(2) "
-                   "(what the LP-rounding (1 - 1/e) guarantee needs).")]
+                   "(what the LP-rounding guarantee needs).")]
     return "\n".join(lines)
 
 
