@@ -76,7 +76,8 @@ def test_the_runner_and_the_generic_api_import_no_specific_env():
         tree = ast.parse((root / name).read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        assert not {m for m in imported if m and m.startswith(("hystax.envs.dlb", "hystax.envs.lsd"))}, name
+        specific = {m for m in imported if m and m.startswith(("hystax.envs.dlb", "hystax.envs.lsd"))}
+        assert not specific, (name, specific)
 
 
 def test_dynlin_ucb_on_its_schedule_equals_every_round_and_the_numpy_reference():
@@ -99,8 +100,8 @@ def test_dynlin_ucb_on_its_schedule_equals_every_round_and_the_numpy_reference()
                                            problem.num_arms))
         regret, pseudo, _ = numpy_dynlin_ucb(problem, horizon, horizon, noise=noise,
                                              first_arm=first)
-        np.testing.assert_allclose([regret, pseudo], [fast.regret[0, -1], fast.pseudo_regret[0, -1]],
-                                   rtol=1e-9)
+        np.testing.assert_allclose([regret, pseudo],
+                                   [fast.regret[0, -1], fast.pseudo_regret[0, -1]], rtol=1e-9)
 
 
 def test_the_numpy_reference_runs_seeds_side_by_side():

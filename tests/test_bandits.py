@@ -154,7 +154,8 @@ def test_run_seeds_matches_run_and_is_float64():
 _DEFAULT_RUN = {"dynlin-ucb-1", "d-lin-ucb", "d-lin-ucb-1-ref", "batch-exp3", "expert", "ucb1"}
 
 
-@pytest.mark.parametrize("name", [n if n in _DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow)
+@pytest.mark.parametrize("name", [n if n in _DEFAULT_RUN else
+                                  pytest.param(n, marks=pytest.mark.slow)
                                   for n in sorted(ALGORITHMS)])
 def test_every_algorithm_runs(name):
     out = run_seeds(ALGORITHMS[name](), SYN, 2, 400, record_every=100)

@@ -194,6 +194,7 @@ def test_monotone_presets_raise_no_warning():
 # --- the online learner --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the runner's vmapped = single: tests/test_bandit_runner.py (default run)
 def test_learner_vmapped_over_seeds_equals_single_runs():
     problem = lsd.preset("R2")
     policy = lp_rounding_ucb(epoch=50)
