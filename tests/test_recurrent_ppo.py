@@ -78,8 +78,8 @@ def _algorithm(memory, env_name="CartPole-v1", **overrides):
     return ppo.make_algorithm(config, env, params), config
 
 
-@pytest.mark.parametrize("memory", ["s5", "lstm"])
-def test_replay_from_rollout_carry_and_truncation_bootstrap(memory):
+@pytest.mark.parametrize("memory", ["s5", pytest.param("lstm", marks=pytest.mark.slow)])
+def test_replay_from_rollout_carry_and_truncation_bootstrap(memory):  # lstm: the slow set
     algo, config = _algorithm(memory)
     collect, network = algo.extras["collect"], algo.extras["network"]
     state = algo.init(jax.random.PRNGKey(0), default_hparams(config))
