@@ -55,10 +55,8 @@ Not reproduced: the reference's Batch-Exp3 credits rounds kB+2 .. (k+1)B+1 to ba
 Why textbook is the default: those constants are each method's own tuning and apply to any
 problem and any lam; the reference set reproduces one paper's table, bugs included, and exists
 at two values of lam. Run it with ``settings="reference"`` or ``hystax bandit dlb --settings
-reference``. Numerics: float64, V re-inverted at every update (no Sherman-Morrison).
-
-Ties: every UCB argmax (Lin-UCB, D-Lin-UCB, UCB1) breaks ties by the LOWEST arm index
-(``jnp.argmax``), as DynLin-UCB does.
+reference``. Numerics: float64, V re-inverted at every update (no Sherman-Morrison). Ties:
+every UCB argmax (Lin-UCB, D-Lin-UCB, UCB1) takes the LOWEST arm index, as DynLin-UCB does.
 """
 
 from __future__ import annotations
