@@ -303,13 +303,15 @@ def _tail_slope(r: np.ndarray, mean: np.ndarray) -> float:
 
 
 def _regret_figure(curves: Mapping[str, np.ndarray], rounds=None, title: str | None = None):
+    from matplotlib import colormaps
+
     data = _regret_inputs(curves, rounds)
     fig, axes = new_figure(figsize=(11.0, 4.3), ncols=2)
     lin, log = axes[0, 0], axes[0, 1]
     n_seeds = sorted({c.shape[0] for _, c, _ in data})
     for i, (name, c, r) in enumerate(data):
         mean, se = mean_and_standard_error(c)
-        color = f"C{i % 10}"
+        color = f"C{i}" if len(data) <= 10 else colormaps["tab20"](i % 20)  # no repeats
         slope = _tail_slope(r, mean)
         lin.plot(r, mean, color=color, linewidth=1.6,
                  label=f"{name}: final {_num(mean[-1])} ± {_num(se[-1])}")
