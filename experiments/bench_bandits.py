@@ -9,7 +9,10 @@ measures, for DynLin-UCB with lambda = log T on the ``real`` preset (float64 thr
    the last reward of each epoch used, V re-inverted per update; the environment stepped in
    numpy too). It is far slower, so it runs fewer seeds x rounds and its rate is per round
    (rounds are independent of T in cost): the ratio compares rounds/s. A check replays seed 0's
-   JAX noise through the numpy loop and compares its regret with the JAX run's;
+   JAX noise through the numpy loop and compares its regret with the JAX run's; the same
+   numpy algorithm with the seeds side by side as arrays is the fairer peer;
+2b. two ceilings: the clairvoyant policy through the same runner (the harness floor) and the
+   run's noise drawn alone (threefry), which no runner meeting the same noise can beat;
 3. memory held flat in T: the compiled executable's memory analysis (temp / output / peak
    bytes) for T in {10^4, 10^5, 10^6} with a fixed number of regret records, next to what a
    per-round history would take.
@@ -99,6 +102,38 @@ def bench_jax(problem, sizes: Sizes, policy=None) -> dict:
             "rounds_per_s": rounds / run_s, "run_s": run_s, "run_s_all": times,
             "compile_s": compile_s,
             "final_pseudo_regret_mean": float(pseudo[:, -1].mean())}, out
+
+
+def bench_noise(problem, sizes: Sizes) -> dict:
+    """Rounds/s of drawing the run's noise alone, as the runner draws it (threefry, one call
+    per chunk of rounds, vmapped over seeds), with no round played: a ceiling for any runner
+    that meets the same noise."""
+    every = sizes.record_every
+    size = runner.noise_chunk(every)
+
+    def noise_sum(key):
+        def chunk(total, c):
+            noise = runner.chunk_noise(problem, key, c, size)
+            return total + sum(jnp.sum(x) for x in jax.tree.leaves(noise)), None
+        return jax.lax.scan(chunk, jnp.float64(0), jnp.arange(sizes.horizon // size))[0]
+
+    with jax.enable_x64(True):
+        keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(sizes.seeds))
+        start = time.perf_counter()
+        compiled = jax.jit(jax.vmap(noise_sum)).lower(keys).compile()
+        compile_s = time.perf_counter() - start
+        times = []
+        for _ in range(sizes.reps):
+            start = time.perf_counter()
+            jax.block_until_ready(compiled(keys))
+            times.append(time.perf_counter() - start)
+    run_s = statistics.median(times)
+    rounds = sizes.seeds * sizes.horizon
+    return {"name": f"jax noise alone (threefry, no rounds played), {sizes.seeds} seeds x "
+                    f"T = {sizes.horizon:,}",
+            "seeds": sizes.seeds, "rounds_per_seed": sizes.horizon, "rounds": rounds,
+            "rounds_per_s": rounds / run_s, "run_s": run_s, "run_s_all": times,
+            "compile_s": compile_s}
 
 
 # --- numpy ----------------------------------------------------------------------------------------
@@ -218,7 +253,7 @@ def _kib(x) -> str:
 
 def format_table(results: dict) -> str:
     lines = ["| benchmark | rounds/s | run s | compile s |", "|---|---:|---:|---:|"]
-    for key in ("jax", "floor", "numpy", "numpy_seeds"):
+    for key in ("jax", "floor", "noise", "numpy", "numpy_seeds"):
         row = results[key]
         lines.append(f"| {row['name']} | {row['rounds_per_s']:,.0f} | {row['run_s']:.2f} | "
                      f"{row['compile_s']:.1f} |")
@@ -229,6 +264,9 @@ def format_table(results: dict) -> str:
                  f"{results['floor_ratio']:,.1f}x | | (no learner can beat it) |")
     lines.append(f"| ratio (jax / numpy with seeds vectorised) | "
                  f"{results['ratio_to_vectorised']:,.1f}x | | (target >= 10x) |")
+    lines.append(f"| noise ceiling (jax noise alone / numpy with seeds vectorised) | "
+                 f"{results['noise_ratio_to_vectorised']:,.1f}x | | (no runner meeting this "
+                 f"noise can beat it) |")
     c = results["check"]
     lines += ["", (f"numpy loop = the same algorithm: seed 0 replayed with the JAX noise for "
               f"{c['rounds']:,} rounds: pseudo-regret numpy {c['numpy_pseudo_regret']:.6f} vs jax "
@@ -265,9 +303,10 @@ def main(quick: bool = False, out: str = "runs/bench_bandits.json",
     machine = machine_info()
     problem = preset(PRESET)
     start = time.perf_counter()
-    with PartBar(6, "bench bandits", progress) as part:
+    with PartBar(7, "bench bandits", progress) as part:
         jax_row, jax_out = part("jax", bench_jax, problem, sizes)
         floor_row, _ = part("harness floor", bench_jax, problem, sizes, clairvoyant())
+        noise_row = part("noise alone", bench_noise, problem, sizes)
         numpy_row = part("numpy loop", bench_numpy, problem, sizes)
         vector_row = part("numpy, seeds vectorised", bench_numpy_seeds, problem, sizes)
         check = part("numpy = jax check", check_numpy_matches_jax, problem, sizes, jax_out)
@@ -276,10 +315,12 @@ def main(quick: bool = False, out: str = "runs/bench_bandits.json",
     rate = jax_row["rounds_per_s"]
     results = {"benchmark": "bandits", "algorithm": "DynLin-UCB (lam = log T)", "preset": PRESET,
                "quick": quick, "sizes": dataclasses.asdict(sizes), "machine": machine,
-               "jax": jax_row, "floor": floor_row, "numpy": numpy_row, "numpy_seeds": vector_row,
+               "jax": jax_row, "floor": floor_row, "noise": noise_row, "numpy": numpy_row,
+               "numpy_seeds": vector_row,
                "ratio": rate / numpy_row["rounds_per_s"],
                "ratio_to_vectorised": rate / vector_row["rounds_per_s"],
                "floor_ratio": floor_row["rounds_per_s"] / numpy_row["rounds_per_s"],
+               "noise_ratio_to_vectorised": noise_row["rounds_per_s"] / vector_row["rounds_per_s"],
                "target_ratio": TARGET_RATIO, "check": check, "memory": memory,
                "memory_verdict": verdict, "memory_flat": verdict["flat"]}
     results["meets_target"] = results["ratio"] >= TARGET_RATIO

@@ -122,7 +122,7 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path):
     path = tmp_path / "bench.json"
     bench_bandits.main(quick=True, out=str(path))
     results = json.loads(path.read_text())
-    for row in (results["jax"], results["numpy"]):
+    for row in (results["jax"], results["noise"], results["numpy"]):
         assert row["rounds_per_s"] > 0 and row["run_s"] > 0 and row["rounds"] > 0
     assert results["jax"]["compile_s"] > 0 and results["ratio"] > 0
     assert results["check"]["match"], results["check"]  # the numpy loop is the same algorithm
@@ -131,6 +131,7 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path):
     assert results["memory_flat"] is True
     assert "| ratio (jax / numpy loop rounds/s) |" in results["table"]
     assert "| harness floor" in results["table"] and results["numpy_seeds"]["rounds_per_s"] > 0
+    assert "| noise ceiling" in results["table"] and results["noise_ratio_to_vectorised"] > 0
 
 
 @pytest.mark.slow
