@@ -351,8 +351,11 @@ def _env_params(pairs: list[str]) -> dict:
 
 
 def _report(result, seconds: float) -> None:
+    import jax
     import numpy as np
 
+    if jax.process_index() != 0:  # multi-host: process 0 reports (and writes) for all
+        return
     returns = result.metrics.get("episode_return")
     if returns is not None and returns.size:
         tail = returns[:, -max(1, returns.shape[1] // 10):]

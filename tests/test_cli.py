@@ -129,6 +129,7 @@ def test_demo_trains_cartpole_and_writes_csv_and_png(tmp_path):
     assert final >= 475, out.stdout
 
 
+@pytest.mark.slow  # the default run starts two real processes: tests/test_multihost.py
 def test_distributed_single_process_run(tmp_path):
     import socket
 
