@@ -32,13 +32,28 @@ MAX_TIMESTEPS = 2**31 - 1  # env-step counters are int32: no config may ask for 
 
 
 class Algorithm(NamedTuple):
-    """One seed's training loop, split into ``init`` and one ``update``."""
+    """One seed's training loop, split into ``init`` and one ``update``.
+
+    indexed: ``update(state, i)`` also gets the update's index i (a scalar, the same for every
+    seed, so a schedule on it stays a real branch under vmap). host_hook:
+    ``host_hook(state [seeds], done_before, done_after) -> state``, run by the runner on the
+    host between chunks (e.g. a world model's retraining); ``make_train`` refuses it.
+    chunk_updates: the family's preferred updates per jitted chunk (None: the runner's).
+    """
 
     init: Callable[[jax.Array, Mapping[str, jax.Array]], Any]
-    update: Callable[[Any], tuple[Any, Metrics]]
+    update: Callable[..., tuple[Any, Metrics]]
     num_updates: int
     steps_per_update: int  # env steps consumed by one update
     extras: Mapping[str, Any] = types.MappingProxyType({})  # family-specific pieces exposed for tests and tools
+    indexed: bool = False
+    host_hook: Callable[[Any, int, int], Any] | None = None
+    chunk_updates: int | None = None
+
+
+def update_at(algorithm: Algorithm, state, i):
+    """One update of ``algorithm`` as the i-th (``indexed`` algorithms get ``i``)."""
+    return algorithm.update(state, i) if algorithm.indexed else algorithm.update(state)
 
 
 def default_hparams(config) -> dict[str, jax.Array]:
@@ -61,10 +76,14 @@ def merge_hparams(config, hparams: Mapping[str, Any] | None) -> dict[str, jax.Ar
 def make_train_from(algorithm: Algorithm, config) -> Callable:
     """``train(key, hparams=None) -> (final_state, metrics[num_updates])`` as one scan."""
 
+    if algorithm.host_hook is not None:
+        raise HystaxError(f"{type(config).__name__}: this setting needs host work between "
+                          "updates; train it with hystax.train (the runner)")
+
     def train(key: jax.Array, hparams: Mapping[str, Any] | None = None):
         state = algorithm.init(key, merge_hparams(config, hparams))
-        return jax.lax.scan(lambda s, _: algorithm.update(s), state, None,
-                            length=algorithm.num_updates)
+        return jax.lax.scan(lambda s, i: update_at(algorithm, s, i), state,
+                            jnp.arange(algorithm.num_updates))
 
     return train
 
@@ -103,4 +122,6 @@ def replace_config(config, overrides: Mapping[str, Any]):
     if unknown:
         raise HystaxError(f"{type(config).__name__} has no field {unknown[0]!r}; "
                           f"fields are {', '.join(sorted(fields))}")
-    return dataclasses.replace(config, **overrides)
+    nested = {k: replace_config(getattr(config, k), v) for k, v in overrides.items()
+              if isinstance(v, Mapping) and dataclasses.is_dataclass(getattr(config, k))}
+    return dataclasses.replace(config, **{**overrides, **nested})  # nested: from config.json

@@ -18,12 +18,17 @@ Training runs as jitted chunks of ``chunk_steps`` env steps (seeds vmapped) unde
 >>> env, env_params = hystax.envs.make("CartPole-v1")
 >>> result = train_dyna(env, env_params, DynaConfig(model="losse"), seeds=3)
 >>> result.episode_returns, result.episode_ends   # per seed: [episodes] arrays
+
+Under the one runner (``hystax.train("dyna", "Acrobot-v1", model="losse")``, ``hystax train
+dyna``): the warm-up runs in ``init``; one update is ``steps_per_update`` env steps; the
+model's retraining (``mlp-replay-reset``) is the runner's host hook between chunks; metrics,
+checkpoints (replay and world model included) and resume are the runner's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,12 +38,14 @@ from flax import struct
 from gymnax.environments import spaces
 from tqdm.auto import tqdm
 
+from hystax.agents.api import Algorithm, make_train_from
 from hystax.agents.networks import MLP
 from hystax.errors import require
 from hystax.world_models.online import (MODELS, OnlineModelConfig, Replay, fit_scales,
                                         make_online_model)
 
-__all__ = ["DYNA_MODELS", "DynaConfig", "DynaResult", "make_dyna", "train_dyna"]
+__all__ = ["DYNA_MODELS", "Config", "DynaConfig", "DynaResult", "make_algorithm", "make_dyna",
+           "make_train", "train_dyna"]
 
 DYNA_MODELS = ("none", *MODELS)
 
@@ -64,13 +71,15 @@ class DynaConfig:
     eps_end: float = 0.05
     eps_decay_steps: int = 5_000
     chunk_steps: int = 1_000
+    steps_per_update: int = 100  # the runner's update (hystax.train): this many env steps
     world_model: OnlineModelConfig = OnlineModelConfig()
+    HPARAMS: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
         require(self.model in DYNA_MODELS,
                 f"unknown Dyna model {self.model!r}; choose one of {', '.join(DYNA_MODELS)}")
         for name in ("total_steps", "warmup_steps", "batch_size", "chunk_steps",
-                     "eps_decay_steps"):
+                     "eps_decay_steps", "steps_per_update"):
             value = getattr(self, name)
             require(isinstance(value, int) and value > 0,
                     f"Dyna {name} must be a positive integer, got {value!r}")
@@ -290,3 +299,44 @@ def train_dyna(env, env_params, config: DynaConfig, seeds: int = 3, seed: int = 
     ends = [np.nonzero(~np.isnan(row))[0] + 1 for row in step_returns]
     returns = [row[e - 1] for row, e in zip(step_returns, ends)]
     return DynaResult(returns, ends, step_returns, state.model)
+
+
+Config = DynaConfig  # the runner's name for a family's config
+
+
+def make_algorithm(config: DynaConfig, env, env_params) -> Algorithm:
+    """Dyna-DQN for the runner: ``init`` runs the warm-up; update i plays env steps
+    warmup + i K .. warmup + (i + 1) K - 1 (K = ``steps_per_update``) and reports env_steps,
+    the mean return of the episodes that ended in them (NaN if none) and their count."""
+    k = config.steps_per_update
+    require((config.total_steps - config.warmup_steps) % k == 0,
+            f"Dyna total_steps - warmup_steps ({config.total_steps - config.warmup_steps}) must "
+            f"be a multiple of steps_per_update ({k})")
+    init, run_chunk, retrain = make_dyna(env, env_params, config)
+
+    def update(state, i):
+        first = config.warmup_steps + i * k
+        state, log = run_chunk(state, first, k)
+        ended = ~jnp.isnan(log.episode_return)
+        episodes = ended.sum()
+        mean = jnp.where(episodes > 0, jnp.nansum(log.episode_return) / jnp.maximum(episodes, 1),
+                         jnp.nan)
+        return state, {"env_steps": first + k, "episode_return": mean, "episodes": episodes}
+
+    batched = retrain and jax.jit(jax.vmap(retrain))
+    interval = config.world_model.reset_interval
+
+    def hook(state, before, after):  # retrain once the chunk crossed a reset boundary
+        steps = [config.warmup_steps + u * k for u in (before, after)]
+        return batched(state) if steps[1] // interval > steps[0] // interval else state
+
+    return Algorithm(lambda key, hparams: init(key)[0], update,
+                     (config.total_steps - config.warmup_steps) // k, k, indexed=True,
+                     host_hook=hook if retrain else None,
+                     chunk_updates=max(1, config.chunk_steps // k))
+
+
+def make_train(config: DynaConfig, env, env_params):
+    """``train(key) -> (final DynaState, metrics [updates])`` as one scan (not for models that
+    retrain between chunks: use ``hystax.train``)."""
+    return make_train_from(make_algorithm(config, env, env_params), config)

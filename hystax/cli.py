@@ -318,6 +318,8 @@ def _add_config_flags(group, config_cls) -> list[str]:
     names = []
     for f in dataclasses.fields(config_cls):
         default = f.default
+        if dataclasses.is_dataclass(default):  # nested settings: from Python (hystax.train)
+            continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,

@@ -102,8 +102,10 @@ def sweep(agent: str, env: str | Any, hparams: Mapping[str, Sequence[float]], *,
                         desc=f"sweep {label} on {spec.env_name}") as bar:
         while done < algorithm.num_updates and not requests.requested:
             n = min(updates, algorithm.num_updates - done)
-            state, metrics = chunk(state, n)
+            state, metrics = chunk(state, n, done)
             metrics = sharding.to_host(metrics)
+            if algorithm.host_hook is not None:
+                state = algorithm.host_hook(state, done, done + n)
             for k, v in metrics.items():
                 history.setdefault(k, []).append(v)
             done += n

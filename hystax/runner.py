@@ -24,7 +24,7 @@ import numpy as np
 import hystax
 from hystax import checkpoints as ckpt
 from hystax import rundir, sharding
-from hystax.agents.api import merge_hparams, replace_config
+from hystax.agents.api import merge_hparams, replace_config, update_at
 from hystax.errors import HystaxError, require
 from hystax.stopping import StopRequests
 
@@ -169,7 +169,7 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
     spec = resolve(agent, env, seeds=seeds, config=config, env_params=env_params, check=check,
                    **overrides)
     algorithm = spec.module.make_algorithm(spec.config, spec.env, spec.env_params)
-    chunk_updates = chunk_size(algorithm.num_updates, chunk_updates)
+    chunk_updates = chunk_size(algorithm.num_updates, chunk_updates or algorithm.chunk_updates)
     mesh = sharding.seed_mesh(len(spec.seeds), devices)
 
     run_dir = None
@@ -277,7 +277,7 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
     with requests:  # until the last checkpoint is written: a second signal exits at once
         try:
             for done, state, metrics in iterate_chunks(chunk, state, done, algorithm.num_updates,
-                                                       chunk_updates, spec):
+                                                       chunk_updates, spec, algorithm.host_hook):
                 n = metrics["env_steps"].shape[1]
                 if writer:
                     rundir.append_metrics(run_dir, spec.seeds, done - n, metrics)
@@ -308,42 +308,50 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
                      requests.signum if stopped else None)
 
 
-def iterate_chunks(chunk, state, done: int, num_updates: int, chunk_updates: int, spec: RunSpec):
-    """The host loop's core: yield ``(updates_done, state, metrics)`` after every jitted chunk.
+def iterate_chunks(chunk, state, done: int, num_updates: int, chunk_updates: int, spec: RunSpec,
+                   host_hook=None):
+    """The host loop's core: yield ``(updates_done, state, metrics)`` after every jitted chunk
+    (and the algorithm's ``host_hook``, if any).
 
     ``metrics`` are numpy ``[seeds, n]`` (progress columns first), checked to be finite.
     """
     while done < num_updates:
         n = min(chunk_updates, num_updates - done)
-        state, metrics = chunk(state, n)
+        state, metrics = chunk(state, n, done)
         metrics = _ordered(sharding.to_host(metrics))
         _check_finite(metrics, done, spec)
+        if host_hook is not None:
+            state = host_hook(state, done, done + n)
         done += n
         yield done, state, metrics
 
 
 def make_chunk_fn(algorithm, shard, chunk_updates):
-    """``chunk(state [seeds], n) -> (state, metrics [seeds, n])`` for any ``n <= chunk_updates``.
+    """``chunk(state [seeds], n, first=0) -> (state, metrics [seeds, n])`` for any
+    ``n <= chunk_updates``, the updates numbered from ``first`` (for ``indexed`` algorithms).
 
     One compilation serves every chunk: a shorter last chunk runs the same scan of
     ``chunk_updates`` steps with the surplus updates skipped by ``lax.cond``.
     """
 
-    def run_chunk(state, num_valid):
+    def run_chunk(state, num_valid, first):
+        def one(s, i):
+            return update_at(algorithm, s, first + i)
+
         empty = jax.tree.map(lambda x: jax.numpy.zeros(x.shape, x.dtype),
-                             jax.eval_shape(algorithm.update, state)[1])
+                             jax.eval_shape(one, state, 0)[1])
 
         def step(s, i):
-            return jax.lax.cond(i < num_valid, algorithm.update, lambda s: (s, empty), s)
+            return jax.lax.cond(i < num_valid, one, lambda s, i: (s, empty), s, i)
 
         return jax.lax.scan(step, state, jax.numpy.arange(chunk_updates))
 
     donate = () if jax.default_backend() == "cpu" else (0,)  # CPU buffers cannot be donated
-    jitted = jax.jit(jax.vmap(run_chunk, in_axes=(0, None)), out_shardings=(shard, shard),
+    jitted = jax.jit(jax.vmap(run_chunk, in_axes=(0, None, None)), out_shardings=(shard, shard),
                      donate_argnums=donate)
 
-    def chunk(state, n):
-        state, metrics = jitted(state, n)
+    def chunk(state, n, first=0):
+        state, metrics = jitted(state, n, first)
         return state, jax.tree.map(lambda m: m[:, :n], metrics)
 
     return chunk
