@@ -51,9 +51,10 @@ def _human(metric: str) -> str:
 
 def _run_label(run_dir: Path, config: Mapping) -> str:
     agent, env = config.get("agent"), config.get("env")
-    memory = (config.get("config") or {}).get("memory")
-    if agent and memory and memory != "none":
-        agent = f"{agent}-{memory}"
+    fields = config.get("config") or {}
+    variant = fields.get("memory") or fields.get("model")  # PPO's memory, Dyna's world model
+    if agent and variant and variant != "none":
+        agent = f"{agent}-{variant}"
     if agent and env:
         return f"{agent} on {env}"
     return str(config.get("name") or Path(run_dir).resolve().name)
@@ -151,7 +152,7 @@ def plot_returns(run_dirs: Sequence, out_png, metric: str = "episode_return",
       metric: a column of ``metrics.csv``.
       labels: legend names, one per run; default ``"<agent> on <env>"`` from the config, else
         the folder name. The number of seeds is appended, e.g. ``"(n=4 seeds)"``.
-      title: figure title; default ``"<agent>[-<memory>] on <env>"`` (one run) or
+      title: figure title; default ``"<agent>[-<memory or model>] on <env>"`` (one run) or
         ``"<metric>: N runs"``.
       smooth: a running mean over this many updates (1: none).
 

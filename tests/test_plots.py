@@ -330,6 +330,8 @@ def test_run_label_names_the_memory_model():
     assert plots._run_label("x", config) == "ppo-s5 on popgym/RepeatPreviousEasy"
     config["config"]["memory"] = "none"
     assert plots._run_label("x", config) == "ppo on popgym/RepeatPreviousEasy"
+    dyna = {"agent": "dyna", "env": "Acrobot-v1", "config": {"model": "losse"}}
+    assert plots._run_label("x", dyna) == "dyna-losse on Acrobot-v1"  # Dyna's world model
 
 
 def test_t_interval_matches_scipy_and_widens_with_few_seeds():
