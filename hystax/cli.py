@@ -234,7 +234,8 @@ def _list(args, rest) -> int:
     print("continual world-model methods (hystax continual --method ...):")
     for name in METHOD_NAMES:
         print(f"  {name}")
-    print("Dyna world models (hystax losse dyna --models ...; none: model-free DQN):")
+    print("Dyna world models (hystax train dyna --model ..., hystax losse dyna --models ...; "
+          "none: model-free DQN):")
     for name in ("none", *ONLINE_MODEL_NAMES):
         print(f"  {name}")
     print("environments:")
