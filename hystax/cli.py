@@ -254,6 +254,13 @@ def _train(args, rest) -> int:
         raise HystaxError("name an agent (hystax train ppo ...) or --resume RUN_DIR")
     if args.distributed:  # before anything touches a jax backend (importing gymnax does)
         _initialize_distributed(args)
+    else:
+        given = [f for f, v in (("--coordinator", args.coordinator),
+                                ("--num-processes", args.num_processes),
+                                ("--process-id", args.process_id)) if v is not None]
+        if given:
+            raise HystaxError(f"{', '.join(given)} need --distributed (else each process "
+                              "would train alone)")
     from hystax import agents
 
     module = agents.get(args.agent) if args.agent else None

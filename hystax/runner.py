@@ -178,6 +178,7 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
                 "runs over several hosts need an explicit name (--name), the same on every host")
         run_dir = Path(out_dir) / (name or _default_name(spec))
         if jax.process_index() == 0:
+            rundir.make_writable_dir(Path(out_dir))  # a one-line error, not an OSError
             if run_dir.exists():
                 raise HystaxError(f"{run_dir} already exists; pass another name or resume it "
                                   f"(hystax train --resume {run_dir})")

@@ -60,6 +60,7 @@ def test_train_help_lists_config_fields(capsys):
     (["train", "ppo", "--memory", "s6"], "unknown memory model 's6'"),
     (["train", "ppo", "--memory", "foo"], "(valid: gru, lstm, mlp, s4d, s5)"),
     (["train", "dyna", "--model", "foo"], "unknown Dyna model 'foo'"),
+    (["train", "ppo", "--process-id", "1"], "--process-id need --distributed"),
     (["train", "dyna", "--steps-per-update", "7"], "must be a multiple of steps_per_update (7)"),
     (["train", "dyna", "--env", "Pendulum-v1"], "Dyna-DQN needs a discrete action space"),
     (["bandit"], "name an experiment: dlb, lsd"),
@@ -79,6 +80,14 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     assert lines[0].split(": error: ")[0] in ("hystax", f"hystax {' '.join(args[:2])}")
     assert message in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_train_into_an_unwritable_out_dir_is_one_line_exit_2(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = _run("train", "dyna", "--out-dir", str(blocker / "runs"))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"hystax: error: cannot write to the output folder {blocker / 'runs'}: Not a directory"]
 
 
 @pytest.mark.parametrize("group", ["bandit", "losse", "icrl"])
