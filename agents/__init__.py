@@ -14,6 +14,7 @@ from hystax.errors import unknown_name
 # agent name -> module holding `Config`, `make_algorithm` and `make_train`
 _FAMILIES = {
     "dyna": "hystax.agents.dyna",
+    "mbrl": "hystax.agents.mbrl",
     "ppo": "hystax.agents.ppo",
 }
 

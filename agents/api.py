@@ -39,6 +39,9 @@ class Algorithm(NamedTuple):
     ``host_hook(state [seeds], done_before, done_after) -> state``, run by the runner on the
     host between chunks (e.g. a world model's retraining); ``make_train`` refuses it.
     chunk_updates: the family's preferred updates per jitted chunk (None: the runner's).
+    hook_every: chunks end at every multiple of this many updates, so that the host hook
+    runs exactly there (e.g. a task boundary), and the runner checkpoints there; None:
+    wherever the chunks end.
     """
 
     init: Callable[[jax.Array, Mapping[str, jax.Array]], Any]
@@ -49,6 +52,7 @@ class Algorithm(NamedTuple):
     indexed: bool = False
     host_hook: Callable[[Any, int, int], Any] | None = None
     chunk_updates: int | None = None
+    hook_every: int | None = None
 
 
 def update_at(algorithm: Algorithm, state, i):
@@ -122,6 +126,8 @@ def replace_config(config, overrides: Mapping[str, Any]):
     if unknown:
         raise HystaxError(f"{type(config).__name__} has no field {unknown[0]!r}; "
                           f"fields are {', '.join(sorted(fields))}")
-    nested = {k: replace_config(getattr(config, k), v) for k, v in overrides.items()
+    nested = {k: replace_config(getattr(config, k), {
+                  name: tuple(x) if isinstance(x, list) else x for name, x in v.items()})
+              for k, v in overrides.items()
               if isinstance(v, Mapping) and dataclasses.is_dataclass(getattr(config, k))}
     return dataclasses.replace(config, **{**overrides, **nested})  # nested: from config.json

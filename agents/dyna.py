@@ -45,7 +45,7 @@ from hystax.world_models.online import (MODELS, OnlineModelConfig, Replay, fit_s
                                         make_online_model)
 
 __all__ = ["DYNA_MODELS", "Config", "DynaConfig", "DynaResult", "make_algorithm", "make_dyna",
-           "make_train", "train_dyna"]
+           "make_train", "result_of", "train_dyna"]
 
 DYNA_MODELS = ("none", *MODELS)
 
@@ -111,6 +111,7 @@ class DynaState:
     step: jax.Array
     episode_return: jax.Array
     key: jax.Array
+    step_returns: jax.Array  # [total_steps]: the return of an episode that ended at each step
 
 
 class StepLog(NamedTuple):
@@ -159,9 +160,11 @@ def make_dyna(env, env_params, config: DynaConfig):
                         replay.size + 1)
         done = terminated | truncated
         ret = state.episode_return + reward
+        finished = jnp.where(done, ret, jnp.nan)
         state = state.replace(env_state=env_state, obs=next_obs, replay=replay,
-                              step=state.step + 1, episode_return=jnp.where(done, 0.0, ret))
-        return state, x, y, done, jnp.where(done, ret, jnp.nan)
+                              step=state.step + 1, episode_return=jnp.where(done, 0.0, ret),
+                              step_returns=state.step_returns.at[state.step].set(finished))
+        return state, x, y, done, finished
 
     def q_update(state: DynaState, obs, action, reward, next_obs, terminal):
         def loss(params):
@@ -238,7 +241,8 @@ def make_dyna(env, env_params, config: DynaConfig):
         replay = Replay(jnp.zeros((capacity, input_dim)), jnp.zeros((capacity, out_dim)),
                         jnp.zeros((), jnp.int32))
         state = DynaState(env_state, obs, q_params, q_params, optimiser.init(q_params), None,
-                          replay, jnp.zeros((), jnp.int32), jnp.zeros(()), key)
+                          replay, jnp.zeros((), jnp.int32), jnp.zeros(()), key,
+                          jnp.full(config.total_steps, jnp.nan))
         state, log = jax.lax.scan(warmup_step, state, None, config.warmup_steps)
         if model is not None:
             n = config.warmup_steps
@@ -279,10 +283,12 @@ class DynaResult(NamedTuple):
 
 def train_dyna(env, env_params, config: DynaConfig, seeds: int = 3, seed: int = 0,
                progress: bool = True) -> DynaResult:
-    """Train ``seeds`` Dyna-DQN agents (vmapped) for ``config.total_steps`` env steps each."""
+    """Train ``seeds`` Dyna-DQN agents (vmapped) for ``config.total_steps`` env steps each,
+    seeds ``seed, seed + 1, ...`` keyed as the runner keys them (``PRNGKey(seed)``): the
+    episodes equal ``hystax.train("dyna", ...)``'s, with no run folder."""
     require(isinstance(seeds, int) and seeds > 0, f"seeds must be a positive integer, got {seeds}")
     init, run_chunk, retrain = make_dyna(env, env_params, config)
-    keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+    keys = jnp.stack([jax.random.PRNGKey(seed + s) for s in range(seeds)])  # as the runner's
     state, log = jax.jit(jax.vmap(init))(keys)
     logs = [np.asarray(log.episode_return)]
     chunk = jax.jit(jax.vmap(run_chunk, in_axes=(0, None, None)), static_argnums=2)
@@ -295,10 +301,16 @@ def train_dyna(env, env_params, config: DynaConfig, seeds: int = 3, seed: int = 
         logs.append(np.asarray(log.episode_return))
         if retrain and (first + length) // interval > first // interval:
             state = retrain(state)
-    step_returns = np.concatenate(logs, axis=1)
+    return result_of(np.concatenate(logs, axis=1), state.model)
+
+
+def result_of(step_returns, world_model=None) -> DynaResult:
+    """A :class:`DynaResult` from ``step_returns`` [seeds, total_steps] (NaN where no episode
+    ended; a runner state's ``step_returns``)."""
+    step_returns = np.asarray(step_returns)
     ends = [np.nonzero(~np.isnan(row))[0] + 1 for row in step_returns]
     returns = [row[e - 1] for row, e in zip(step_returns, ends)]
-    return DynaResult(returns, ends, step_returns, state.model)
+    return DynaResult(returns, ends, step_returns, world_model)
 
 
 Config = DynaConfig  # the runner's name for a family's config

@@ -333,9 +333,9 @@ def _episode_runner(env, predict, reward_fn, termination_fn, steps, config, meth
         return reward_fn(o, quantize(a), n)
 
     plan_done = None if termination_fn is None else (lambda o, a, n: termination_fn(o, quantize(a), n))
-    mean0 = initial_mean(config, act_dim)
 
-    def run(params, env_params, key):
+    def run(params, env_params, key):  # (arrays built here: the cache may be filled under a trace)
+        mean0 = initial_mean(config, act_dim)
         key, reset_key = jax.random.split(key)
         obs0, state0 = env.reset(reset_key, env_params)
 

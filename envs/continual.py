@@ -214,6 +214,15 @@ class TaskSequence:
         """All tasks' params stacked on a leading [num_tasks] axis (for ``jax.vmap`` over tasks)."""
         return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *self.params)
 
+    def task_params(self, task):
+        """Task ``task``'s ``EnvParams``; ``task`` an int in [0, num_tasks), or traced (then
+        indexed out of :meth:`stacked_params`)."""
+        if isinstance(task, jax.core.Tracer):
+            return jax.tree.map(lambda x: x[task], self.stacked_params())
+        require(isinstance(task, int) and not isinstance(task, bool) and 0 <= task < self.num_tasks,
+                f"task must be an int in [0, {self.num_tasks}) for suite {self.name!r}, got {task!r}")
+        return self.params[task]
+
     def quantize(self, action: jax.Array) -> jax.Array:
         """The box action a model sees: identity for a Box env; for Discrete(K) the level of
         ``action``'s bin (K equal bins of [-1, 1], levels -1 + 2i/(K-1)). Leading axes batched."""
@@ -371,9 +380,9 @@ def _as_sequence(seq) -> TaskSequence:
 @functools.lru_cache(maxsize=64)
 def _collector(seq: TaskSequence, steps: int):
     env = seq.env
-    low, high = jnp.asarray(seq.action_low), jnp.asarray(seq.action_high)
 
-    def run(env_params, key):
+    def run(env_params, key):  # (arrays built here: the cache may be filled under a trace)
+        low, high = jnp.asarray(seq.action_low), jnp.asarray(seq.action_high)
         key, reset_key = jax.random.split(key)
         obs0, state0 = env.reset(reset_key, env_params)
 
@@ -397,14 +406,12 @@ def _collector(seq: TaskSequence, steps: int):
 def collect_random(seq: TaskSequence | str, task: int, key: jax.Array, steps: int) -> Rollout:
     """``steps`` transitions of task ``task`` under uniformly random box actions, with auto-reset.
 
-    One jitted ``lax.scan`` (compiled once per suite and ``steps``; every task reuses it). The
+    One jitted ``lax.scan`` (compiled once per suite and ``steps``; every task reuses it;
+    ``task`` may be traced). The
     actions are uniform on the box and quantized (:meth:`TaskSequence.quantize`); ``next_obs`` is
     the true successor even where an episode ends (the next row then starts from a reset obs).
     """
     seq = _as_sequence(seq)
-    require(isinstance(task, int) and not isinstance(task, bool) and 0 <= task < seq.num_tasks,
-            f"collect_random: task must be an int in [0, {seq.num_tasks}) for suite {seq.name!r}, "
-            f"got {task!r}")
     require(isinstance(steps, int) and not isinstance(steps, bool) and steps > 0,
             f"collect_random: steps must be a positive int, got {steps!r}")
-    return _collector(seq, steps)(seq.params[task], key)
+    return _collector(seq, steps)(seq.task_params(task), key)

@@ -1,7 +1,7 @@
 """Continual world models on a task suite: the offline forgetting benchmark and online MBRL.
 
 ``hystax continual --suite pendulum-gravity --method hnet [--method finetune ...] --seeds 3
-[--mode online|offline] [--out-dir runs/continual] [--name NAME] [--overwrite]``
+[--mode online|offline] [--out-dir runs/continual] [--name NAME] [--overwrite] [--resume]``
 (the run goes to ``<out-dir>/<name>``, default ``<suite>[-offline]-<date>-<time>``)
 (or ``python -m hystax.experiments.continual ...``)
 
@@ -10,8 +10,10 @@
   prediction-error matrix E[t, j] (task t, model after task j) per method, "during" (E[t, t])
   and "after" (E[t, T-1]) errors and forgetting (after - during), ``errors.csv``,
   ``summary.md`` / ``summary.json`` and ``errors.png`` (heat maps).
-- ``--mode online`` (default): continual MBRL (:func:`hystax.agents.mbrl.continual_mbrl`:
-  random warm-up, CEM-MPC on the model, refits on the current task only) per method and seed;
+- ``--mode online`` (default): continual MBRL (:mod:`hystax.agents.mbrl`: random warm-up,
+  CEM-MPC on the model, refits on the current task only), one ``hystax train mbrl`` run per
+  method in ``runs/<method>`` (seeds vmapped, checkpoints, ``--resume`` continues an
+  interrupted set: finished runs are read back, the stopped one resumes exactly);
   writes the reward matrix R[t, j] and the prediction-error matrix (means over seeds,
   ``rewards.csv`` / ``errors.csv``), forgetting ratios (normalised by the random policy),
   forward transfer against a from-scratch single-task run (``--single``),
@@ -31,13 +33,17 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from hystax.agents.mbrl import ContinualConfig, continual_mbrl, forgetting_ratios, forward_transfer
+from hystax.agents.mbrl import Config as MBRLConfig
+from hystax.agents.mbrl import ContinualConfig, forgetting_ratios, forward_transfer
+from hystax.agents.mbrl import results as mbrl_results
 from hystax.envs.continual import collect_random, suite as make_suite, suite_names
 from hystax.experiments.common import (
     OneLineParser,
     add_run_dir_args,
     positive_int,
     run_or_exit,
+    set_dir,
+    train_or_resume,
     write_summary,
 )
 from hystax.world_models.continual import METHODS, fit, make_method, one_step_mse
@@ -165,35 +171,32 @@ def format_offline(summary: dict) -> str:
 
 def run_online(suite_name: str, methods=None, seeds: int = 3, config: ContinualConfig | None = None,
                single: bool = False, out_dir=None, options: dict | None = None,
-               progress: bool = True, name: str | None = None, overwrite: bool = False) -> dict:
-    """Continual MBRL for every method and seed (see the module doc); returns the summary."""
+               progress: bool = True, name: str | None = None, overwrite: bool = False,
+               resume: bool = False) -> dict:
+    """Continual MBRL for every method (see the module doc), each an ``mbrl`` run of the one
+    runner in ``<out>/runs/<method>`` (seeds vmapped, checkpoints; ``resume`` continues an
+    interrupted set); returns the summary."""
     suite, methods = make_suite(suite_name), _methods(methods)
     seeds = positive_int("seeds", seeds)
     config, options = config or ContinualConfig(), options or {}
-    out_dir = create_run_dir(out_dir or "runs/continual", name, stem=suite_name,
-                             overwrite=overwrite)
-    from tqdm.auto import tqdm
-
-    runs = {name: [] for name in methods}
-    jobs = [(name, False) for name in methods] + ([("finetune", True)] if single else [])
+    jobs = [(name, name, False) for name in methods] + ([("finetune", "finetune-single", True)]
+                                                        if single else [])
+    configs = {label: MBRLConfig(**{**{f.name: getattr(config, f.name)
+                                       for f in dataclasses.fields(ContinualConfig)},
+                                    "reset_each_task": reset, "method": method,
+                                    **options.get(method, {})})
+               for method, label, reset in jobs}  # bad settings: one line, before any run
+    out_dir = set_dir(out_dir or "runs/continual", name, suite_name, overwrite=overwrite,
+                      resume=resume)
+    hint = f"the same command with --name {out_dir.name} --resume"
     start = time.perf_counter()
-    bar = tqdm(total=len(jobs) * seeds * suite.num_tasks * config.episodes_per_task,
-               desc=f"continual {suite_name}", unit="episode", disable=not progress)
-    singles = []
-    for name, reset in jobs:
-        method = make_method(name, suite.obs_dim, suite.act_dim, suite.num_tasks,
-                             **options.get(name, {}))
-        job_config = ContinualConfig(**{**config.__dict__, "reset_each_task": reset})
-        for seed in range(seeds):
-            bar.set_description(f"continual {suite_name} {name}{' single' if reset else ''} s{seed}")
-            result = continual_mbrl(method, suite, jax.random.PRNGKey(seed), job_config,
-                                    progress=bar,
-                                    checkpoint_dir=None if reset else
-                                    (out_dir / "checkpoints" / name / f"seed{seed}").absolute())
-            (singles if reset else runs[name]).append(result)
-    bar.close()
+    runs, singles = {}, []
+    for method, label, reset in jobs:
+        result = train_or_resume(out_dir / "runs", label, "mbrl", suite_name, seeds=seeds,
+                                 config=configs[label], progress=progress, resume_hint=hint)
+        (singles.extend if reset else runs.setdefault(method, []).extend)(
+            mbrl_results(result.state))
     summary = _online_summary(suite, runs, singles, config, seeds, time.perf_counter() - start)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rewards = {n: np.stack([r.reward_matrix for r in rs]) for n, rs in runs.items()}
     errors = {n: np.stack([r.error_matrix for r in rs]) for n, rs in runs.items()}
     _write_matrix_csv(out_dir / "rewards.csv", rewards, "return")
@@ -295,6 +298,8 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
     parser.add_argument("--points", default="2000", help="offline: random transitions per task")
     parser.add_argument("--steps", default="2000", help="offline: gradient steps per task")
     add_run_dir_args(parser, "runs/continual", "<suite>[-offline]")
+    parser.add_argument("--resume", action="store_true",
+                        help="online: continue the interrupted set named by --name")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     return run_or_exit(parser, lambda: _run_from_args(args))
@@ -310,6 +315,8 @@ def _run_from_args(args) -> None:
         require(beta >= 0, f"beta must be a number >= 0, got {args.beta!r}")
         options = {"hnet": {"beta": beta}, "hnet-chunked": {"beta": beta}}
     if args.mode == "offline":
+        require(not args.resume, "--resume is for --mode online (an offline set is not saved "
+                "along the way)")
         run_offline(args.suite, args.method, args.seeds, args.points, args.steps, args.out_dir,
                     options, progress=not args.no_progress, name=args.name,
                     overwrite=args.overwrite)
@@ -318,7 +325,7 @@ def _run_from_args(args) -> None:
             mpc_steps=positive_int("mpc_steps", args.mpc_steps))
         run_online(args.suite, args.method, args.seeds, config, args.single, args.out_dir,
                    options, progress=not args.no_progress, name=args.name,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Dyna-DQN with online world models on gymnax control tasks: Losse-FTL against MLP models.
 
 ``hystax losse dyna --env CartPole-v1 [--models none losse ...] [--seeds 3] [--steps N]
-[--planning-steps 1] [--out-dir runs/losse_dyna] [--name NAME] [--overwrite] [--quick]``
+[--planning-steps 1] [--out-dir runs/losse_dyna] [--name NAME] [--overwrite] [--resume]
+[--quick]``
 
-Every model runs in the same loop (:mod:`hystax.agents.dyna`): ``none`` is model-free DQN
+Every model is a ``hystax train dyna`` run of the one runner in ``<out>/runs/<model>`` (seeds
+vmapped, checkpoints; ``--resume`` continues an interrupted set: finished runs are read back,
+the stopped one resumes exactly), in the same loop (:mod:`hystax.agents.dyna`): ``none`` is model-free DQN
 (one update per env step) and ``none-matched`` model-free DQN with as many updates per env
 step as Dyna (1 + planning steps, all on real replay); ``losse`` a single-pass Losse-FTL model; ``mlp-online`` a single-pass MLP; ``mlp-replay`` an MLP
 trained on all data; ``mlp-replay-reset`` the same, re-initialised and retrained periodically.
@@ -35,9 +38,10 @@ from hystax.experiments.common import (
     add_run_dir_args,
     positive_int,
     run_or_exit,
+    set_dir,
+    train_or_resume,
     write_summary,
 )
-from hystax.rundir import create_run_dir
 
 __all__ = ["DEFAULT_MODELS", "TASKS", "learning_curves", "run", "steps_to_reach", "summarise"]
 
@@ -102,11 +106,12 @@ def _table(env: str, rows: list[dict], target: float, seeds: int, steps: int,
 def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
         steps: int | None = None, planning_steps: int = 1, out_dir=None, points: int = 100,
         window: int = 10, progress: bool = True, config=None, name: str | None = None,
-        overwrite: bool = False) -> dict:
-    """Train every model in ``models`` for ``seeds`` seeds; write curves, table and plot into
-    ``out_dir/name`` (default ``runs/losse_dyna/<env>-<date>-<time>``)."""
+        overwrite: bool = False, resume: bool = False) -> dict:
+    """Train every model in ``models`` for ``seeds`` seeds, each a ``hystax train dyna`` run in
+    ``<out>/runs/<model>`` (``resume`` continues an interrupted set); write curves, table and
+    plot into ``out_dir/name`` (default ``runs/losse_dyna/<env>-<date>-<time>``)."""
     from hystax import plots
-    from hystax.agents.dyna import DYNA_MODELS, DynaConfig, train_dyna
+    from hystax.agents.dyna import DYNA_MODELS, DynaConfig, make_algorithm, result_of
     from hystax.envs import make
 
     models = tuple(models)
@@ -119,15 +124,22 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
     steps = positive_int("steps", steps if steps is not None else TASKS.get(env_name, 20_000))
     env, env_params = make(env_name)
     base = config or DynaConfig()
-    out = create_run_dir(out_dir or "runs/losse_dyna", name, stem=env_name, overwrite=overwrite)
+    cfgs = {m: dataclasses.replace(base, model="none" if m == MATCHED else m, total_steps=steps,
+                                   planning_steps=planning_steps,
+                                   real_updates=1 + planning_steps if m == MATCHED else 1)
+            for m in models}
+    for cfg in cfgs.values():  # bad settings: one line, before any run
+        make_algorithm(cfg, env, env_params)
+    out = set_dir(out_dir or "runs/losse_dyna", name, env_name, overwrite=overwrite,
+                  resume=resume)
+    hint = f"the same command with --name {out.name} --resume"
     grid = np.linspace(steps / points, steps, points).round().astype(int)
     curves, episodes, checks, configs = {}, {}, {}, {}
-    for m in models:
-        cfg = dataclasses.replace(base, model="none" if m == MATCHED else m, total_steps=steps,
-                                  planning_steps=planning_steps,
-                                  real_updates=1 + planning_steps if m == MATCHED else 1)
+    for m, cfg in cfgs.items():
         configs[m] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-        result = train_dyna(env, env_params, cfg, seeds=seeds, progress=progress)
+        state = train_or_resume(out / "runs", m, "dyna", env_name, seeds=seeds, config=cfg,
+                                progress=progress, resume_hint=hint).state
+        result = result_of(state.step_returns, state.model)
         curves[m] = learning_curves(result.episode_ends, result.episode_returns, grid, window)
         episodes[m] = (result.episode_ends, result.episode_returns)
         if m == "losse":
@@ -171,6 +183,8 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
                         help="simulated minibatch updates per env step")
     add_run_dir_args(parser, "runs/losse_dyna", "<env>")
     parser.add_argument("--quick", action="store_true", help="a 2,000-step smoke run, 2 seeds")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted set named by --name")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -190,7 +204,7 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
         run(args.env, args.models, 2 if args.quick else args.seeds,
             2000 if args.quick else args.steps, planning, args.out_dir, points=40 if args.quick
             else 100, progress=not args.no_progress, config=config, name=args.name,
-            overwrite=args.overwrite)
+            overwrite=args.overwrite, resume=args.resume)
 
     return run_or_exit(parser, action)
 

@@ -110,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
         usage="hystax train AGENT [--env ENV] [--seeds N] [options] [config fields]\n"
               "       hystax train --resume RUN_DIR")
     p.add_argument("-h", "--help", action="store_true", help="show this help (with the agent's config fields)")
-    p.add_argument("--env", default="CartPole-v1", help="environment name (default: CartPole-v1)")
+    p.add_argument("--env", "--suite", dest="env", default=None,
+                   help="environment name (default: CartPole-v1); for mbrl a continual task "
+                        "suite (default: pendulum-gravity; hystax list names them)")
     p.add_argument("--env-param", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a field of the env's params (repeatable)")
     p.add_argument("--seeds", type=_int, default=1, help="number of seeds 0..N-1 (default: 1)")
@@ -124,8 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=_int, default=10, help="checkpoint every N chunks")
     p.add_argument("--devices", type=_int, help="devices to shard seeds over (default: all)")
     p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue a run from its latest checkpoint (with --total-timesteps N: "
-                        "and run it longer)")
+                   help="continue a run from its latest checkpoint (a PPO run with "
+                        "--total-timesteps N: and run it longer)")
     p.add_argument("--distributed", action="store_true",
                    help="call jax.distributed.initialize() first (multi-host; run the same "
                         "command on every host; Slurm/TPU/MPI clusters are detected)")
@@ -228,7 +230,7 @@ def _list(args, rest) -> int:
     from hystax.envs.continual import suite_names
     from hystax.world_models import METHOD_NAMES, ONLINE_MODEL_NAMES
 
-    print("continual task suites (hystax continual --suite ...):")
+    print("continual task suites (hystax train mbrl --suite ..., hystax continual --suite ...):")
     for name in suite_names():
         print(f"  {name}")
     print("continual world-model methods (hystax continual --method ...):")
@@ -264,6 +266,7 @@ def _train(args, rest) -> int:
     from hystax import agents
 
     module = agents.get(args.agent) if args.agent else None
+    args.env = args.env or getattr(module, "DEFAULT_ENV", "CartPole-v1")
     config_parser = _Parser(
         prog=f"hystax train {args.agent}", add_help=False,
         parents=[args.train_parser] if args.help else [],
@@ -272,7 +275,7 @@ def _train(args, rest) -> int:
     fields = _add_config_flags(group, module.Config) if module else []
     if module is None:  # --resume: the one setting a resume may change
         config_parser.add_argument("--total-timesteps", dest="total_timesteps", type=_int,
-                                   help="run longer than the run's config.json says")
+                                   help="run longer than the run's config.json says (PPO runs)")
         fields = ["total_timesteps"]
     if args.help:
         config_parser.print_help()
@@ -379,6 +382,12 @@ def _report(result, seconds: float) -> None:
             mmer = max_mean_episodic_return(returns)
             print(f"MMER (best per-update mean episode return), mean over seeds: "
                   f"{mmer.mean():.4g}  (per seed: {', '.join(f'{x:.4g}' for x in mmer)})")
+    if result.agent is not None and not result.interrupted:
+        from hystax import agents
+
+        for line in getattr(agents.get(result.agent), "report_lines", lambda state: [])(
+                result.state):
+            print(line)
     if result.interrupted:
         print(f"interrupted: resume with `hystax train --resume {result.run_dir}`")
     if result.run_dir is not None:

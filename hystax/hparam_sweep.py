@@ -102,6 +102,8 @@ def sweep(agent: str, env: str | Any, hparams: Mapping[str, Sequence[float]], *,
                         desc=f"sweep {label} on {spec.env_name}") as bar:
         while done < algorithm.num_updates and not requests.requested:
             n = min(updates, algorithm.num_updates - done)
+            if algorithm.hook_every:  # end the chunk where the hook must run
+                n = min(n, algorithm.hook_every - done % algorithm.hook_every)
             state, metrics = chunk(state, n, done)
             metrics = sharding.to_host(metrics)
             if algorithm.host_hook is not None:

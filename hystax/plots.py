@@ -52,7 +52,8 @@ def _human(metric: str) -> str:
 def _run_label(run_dir: Path, config: Mapping) -> str:
     agent, env = config.get("agent"), config.get("env")
     fields = config.get("config") or {}
-    variant = fields.get("memory") or fields.get("model")  # PPO's memory, Dyna's world model
+    # PPO's memory, Dyna's world model, continual MBRL's method
+    variant = fields.get("memory") or fields.get("model") or fields.get("method")
     if agent and variant and variant != "none":
         agent = f"{agent}-{variant}"
     if agent and env:

@@ -39,6 +39,7 @@ class RunResult(NamedTuple):
     seeds: list[int]
     interrupted: bool  # stopped before the end (a signal or the callback); resume continues it
     stop_signal: int | None = None  # the signal that stopped it (SIGINT, SIGTERM), if one did
+    agent: str | None = None  # the agent family's name (hystax.agents.get)
 
 
 class RunSpec(NamedTuple):
@@ -86,6 +87,10 @@ def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | 
     require(all(s >= 0 for s in seeds), f"seeds must be non-negative, got {seeds}")
 
     env_overrides = dict(env_params or {})
+    if hasattr(module, "make_env"):  # a family with envs of its own kind (mbrl: task suites)
+        env_obj, params = module.make_env(env, env_overrides)
+        env_name = env if isinstance(env, str) else env_obj.name
+        return RunSpec(agent, env_name, env_obj, params, env_overrides, config, seeds, module)
     if isinstance(env, str):
         env_name = env
         env_obj, params = envs.make(env, **env_overrides)
@@ -141,7 +146,8 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
       name / out_dir: the run is written to ``out_dir/name`` (``out_dir=None``: nothing
         is written, no checkpoints).
       chunk_updates: updates per jitted chunk (default: about 1/25 of the run).
-      checkpoint_every: write an orbax checkpoint every this many chunks (and at the end).
+      checkpoint_every: write an orbax checkpoint every this many chunks (and at the end, and
+        after every host-hook boundary of an algorithm with ``hook_every``, e.g. each task).
       resume: a run directory to continue from its latest checkpoint; all other settings
         are read from its ``config.json`` (only ``progress``, ``devices``, ``callback`` and
         ``plots`` may be given with it).
@@ -215,9 +221,10 @@ def _resume(run_dir: Path, *, progress, callback, plots, devices,
     if missing:
         raise HystaxError(f"{run_dir / rundir.CONFIG_FILE} lacks the field(s) "
                           f"{', '.join(sorted(missing))}")
-    from hystax import envs
+    from hystax import agents, envs
 
-    if not envs.is_registered(saved["env"]):
+    if not envs.is_registered(saved["env"]) and not hasattr(agents.get(saved["agent"]),
+                                                            "make_env"):
         raise HystaxError(f"this run's env {saved['env']!r} is not registered in this process; "
                           f"register it (hystax.register) and resume from Python")
     spec = resolve(saved["agent"], saved["env"], seeds=saved["seeds"],
@@ -234,6 +241,9 @@ def _resume(run_dir: Path, *, progress, callback, plots, devices,
 def _extended(run_dir: Path, saved: dict, total_timesteps) -> dict:
     """``saved`` with a larger ``total_timesteps`` (the one setting a resume may change)."""
     config = dict(saved["config"])
+    require("total_timesteps" in config, f"a {saved.get('agent')} run cannot be extended with "
+            "total_timesteps (only PPO runs can; a Dyna run's replay holds exactly its "
+            "total_steps, an mbrl run's tasks are fixed): start a new run")
     before = config.get("total_timesteps")
     require(isinstance(total_timesteps, (int, float, np.integer)) and before is not None
             and total_timesteps >= before,
@@ -262,6 +272,9 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
         if done == 0 and writer:
             print(f"hystax: {run_dir} has no checkpoint yet: starting it from the beginning",
                   file=sys.stderr, flush=True)
+        elif done == algorithm.num_updates and writer:
+            print(f"hystax: {run_dir} is complete ({done} updates): read back, nothing to train",
+                  file=sys.stderr, flush=True)
         rundir.check_history(run_dir, spec.seeds, done)
         if writer:
             rundir.truncate_metrics(run_dir, done)
@@ -278,7 +291,8 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
     with requests:  # until the last checkpoint is written: a second signal exits at once
         try:
             for done, state, metrics in iterate_chunks(chunk, state, done, algorithm.num_updates,
-                                                       chunk_updates, spec, algorithm.host_hook):
+                                                       chunk_updates, spec, algorithm.host_hook,
+                                                       algorithm.hook_every):
                 n = metrics["env_steps"].shape[1]
                 if writer:
                     rundir.append_metrics(run_dir, spec.seeds, done - n, metrics)
@@ -291,8 +305,9 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
                     bar.set_postfix(ret=f"{recent:.4g}")
                 stopped = callback is not None and bool(callback(done, metrics))
                 stopped = (stopped or requests.requested) and done < algorithm.num_updates
+                boundary = bool(algorithm.hook_every) and done % algorithm.hook_every == 0
                 if checkpoints is not None and (chunks_done % checkpoint_every == 0 or stopped
-                                                or done == algorithm.num_updates):
+                                                or boundary or done == algorithm.num_updates):
                     ckpt.save(checkpoints, done, state)
                 if stopped:
                     break
@@ -306,18 +321,20 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
 
         plots_module.plot_run_dirs([run_dir])
     return RunResult(run_dir, state, metrics, spec.config, spec.seeds, stopped,
-                     requests.signum if stopped else None)
+                     requests.signum if stopped else None, spec.agent)
 
 
 def iterate_chunks(chunk, state, done: int, num_updates: int, chunk_updates: int, spec: RunSpec,
-                   host_hook=None):
+                   host_hook=None, hook_every: int | None = None):
     """The host loop's core: yield ``(updates_done, state, metrics)`` after every jitted chunk
-    (and the algorithm's ``host_hook``, if any).
+    (and the algorithm's ``host_hook``, if any; chunks end at multiples of ``hook_every``).
 
     ``metrics`` are numpy ``[seeds, n]`` (progress columns first), checked to be finite.
     """
     while done < num_updates:
         n = min(chunk_updates, num_updates - done)
+        if hook_every:  # end the chunk where the hook must run
+            n = min(n, hook_every - done % hook_every)
         state, metrics = chunk(state, n, done)
         metrics = _ordered(sharding.to_host(metrics))
         _check_finite(metrics, done, spec)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hystax.agents.api import replace_config
 from hystax.agents.dyna import DynaConfig, make_dyna, train_dyna
 from hystax.envs import make
 from hystax.errors import HystaxError
@@ -128,13 +129,7 @@ def test_cli_quick_run_writes_outputs(tmp_path):
         assert (out / name).exists(), name
 
 
-def _same_leaves(a, b) -> bool:
-    return all(np.array_equal(np.asarray(x), np.asarray(y),
-                              equal_nan=np.issubdtype(np.asarray(x).dtype, np.inexact))
-               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
-
-
-def test_dyna_under_the_runner_resumes_bit_exactly_with_its_retraining_hook(tmp_path):
+def test_dyna_under_the_runner_resumes_bit_exactly_with_its_retraining_hook(tmp_path, same_leaves):
     """hystax.train("dyna"): stopped after 2 of 5 chunks and resumed, every leaf of the final
     state (Q-network, optimiser, replay, the world model retrained by the host hook at env
     steps 400, 800, 1200) equals an uninterrupted run's, and so does metrics.csv."""
@@ -149,8 +144,14 @@ def test_dyna_under_the_runner_resumes_bit_exactly_with_its_retraining_hook(tmp_
     part = train("dyna", "CartPole-v1", name="part", callback=lambda done, m: done >= 4, **kw)
     assert part.interrupted and part.metrics["env_steps"].shape == (2, 4)
     resumed = train(resume=tmp_path / "part", progress=False, plots=False)
-    assert not resumed.interrupted and _same_leaves(full.state, resumed.state)
-    assert not _same_leaves(full.state.model, part.state.model)  # the hook ran after the stop
+    assert not resumed.interrupted and same_leaves(full.state, resumed.state)
+    assert not same_leaves(full.state.model, part.state.model)  # the hook ran after the stop
     a, b = rundir.read_metrics(tmp_path / "full"), rundir.read_metrics(tmp_path / "part")
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
     assert a["env_steps"][0, -1] == 1300
+    # the in-memory loop plays the same episodes (its retraining at the same steps too)
+    env, env_params = make("CartPole-v1")
+    config = replace_config(DynaConfig(), {k: v for k, v in kw.items()
+                                           if k not in ("seeds", "out_dir", "progress", "plots")})
+    loop = train_dyna(env, env_params, config, seeds=2, progress=False)
+    np.testing.assert_array_equal(loop.step_returns, np.asarray(full.state.step_returns))

@@ -1,6 +1,7 @@
 """Exact resume after SIGKILL, for every family under the runner: a ``hystax train`` process
 killed mid-run (between checkpoints or not) and resumed ends with every leaf of its state and
-every row of metrics.csv equal to an uninterrupted run's."""
+every row of metrics.csv equal to an uninterrupted run's (for mbrl: the per-task saved models,
+the task's data and the reward / error matrices too)."""
 
 import os
 import signal
@@ -8,36 +9,37 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
 import pytest
 
 from hystax.runner import train
 
-CASES = {  # agent: (CLI flags, the same as hystax.train keywords), ~100-200 one-update chunks
-    "ppo": (["--total-timesteps", "12800", "--num-envs", "4", "--num-steps", "16",
+CASES = {  # agent: (env, CLI flags, the same as hystax.train keywords), 20-200 one-update chunks
+    "ppo": ("CartPole-v1",
+            ["--total-timesteps", "12800", "--num-envs", "4", "--num-steps", "16",
              "--num-minibatches", "2", "--update-epochs", "1", "--hidden-sizes", "16"],
             dict(total_timesteps=12800, num_envs=4, num_steps=16, num_minibatches=2,
                  update_epochs=1, hidden_sizes=(16,))),
-    "dyna": (["--model", "losse", "--total-steps", "10300", "--warmup-steps", "300",
+    "dyna": ("CartPole-v1",
+             ["--model", "losse", "--total-steps", "10300", "--warmup-steps", "300",
               "--steps-per-update", "100", "--hidden", "16"],
              dict(model="losse", total_steps=10300, warmup_steps=300, steps_per_update=100,
                   hidden=(16,))),
+    "mbrl": ("pendulum-gravity",  # 5 tasks x 4 episodes; killed in task 3
+             ["--method", "ewc", "--warmup-steps", "100", "--mpc-steps", "400",
+              "--episode-steps", "100", "--retrain-every", "200", "--train-steps", "50",
+              "--test-steps", "200"],
+             dict(method="ewc", warmup_steps=100, mpc_steps=400, episode_steps=100,
+                  retrain_every=200, train_steps=50, test_steps=200)),
 }
-
-
-def _same_leaves(a, b) -> bool:
-    return all(np.array_equal(np.asarray(x), np.asarray(y),
-                              equal_nan=np.issubdtype(np.asarray(x).dtype, np.inexact))
-               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", sorted(CASES))
-def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, agent):
-    flags, kwargs = CASES[agent]
+def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, agent, same_leaves):
+    env, flags, kwargs = CASES[agent]
     common = ["--seeds", "2", "--chunk-updates", "1", "--checkpoint-every", "3", "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-m", "hystax.cli", "train", agent, *flags, *common,
+    proc = subprocess.Popen([sys.executable, "-m", "hystax.cli", "train", agent, "--env", env,
+                             *flags, *common,
                              "--out-dir", str(tmp_path), "--name", "killed"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "killed" / "metrics.csv"
@@ -49,10 +51,10 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, agent):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-2000:]
-    full = train(agent, "CartPole-v1", seeds=2, chunk_updates=1, checkpoint_every=3,
+    full = train(agent, env, seeds=2, chunk_updates=1, checkpoint_every=3,
                  out_dir=tmp_path, name="full", progress=False, plots=False, **kwargs)
     assert len(metrics.read_text().splitlines()) < len((tmp_path / "full" / "metrics.csv")
                                                      .read_text().splitlines())  # killed early
     resumed = train(resume=tmp_path / "killed", progress=False, plots=False)
-    assert not resumed.interrupted and _same_leaves(full.state, resumed.state)
+    assert not resumed.interrupted and same_leaves(full.state, resumed.state)
     assert metrics.read_bytes() == (tmp_path / "full" / "metrics.csv").read_bytes()

@@ -332,6 +332,8 @@ def test_run_label_names_the_memory_model():
     assert plots._run_label("x", config) == "ppo on popgym/RepeatPreviousEasy"
     dyna = {"agent": "dyna", "env": "Acrobot-v1", "config": {"model": "losse"}}
     assert plots._run_label("x", dyna) == "dyna-losse on Acrobot-v1"  # Dyna's world model
+    mbrl = {"agent": "mbrl", "env": "pendulum-gravity", "config": {"method": "hnet"}}
+    assert plots._run_label("x", mbrl) == "mbrl-hnet on pendulum-gravity"  # continual method
 
 
 def test_t_interval_matches_scipy_and_widens_with_few_seeds():

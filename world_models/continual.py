@@ -40,7 +40,9 @@ __all__ = [
     "ContinualMethod",
     "check_task",
     "fit",
+    "fit_steps",
     "make_method",
+    "mse_on",
     "one_step_mse",
     "register_method",
     "set_normaliser",
@@ -66,7 +68,10 @@ class ContinualMethod(NamedTuple):
 
 
 def check_task(method: ContinualMethod, task) -> int:
-    """``task`` as an int in [0, num_tasks), or HystaxError naming the capacity."""
+    """``task`` as an int in [0, num_tasks), or HystaxError naming the capacity (a traced
+    ``task`` passes unchecked: under jit the caller keeps it in range)."""
+    if isinstance(task, jax.core.Tracer):
+        return task
     require(isinstance(task, int) and not isinstance(task, bool),
             f"{method.name}: task id must be an int, got {task!r}")
     require(0 <= task < method.num_tasks, f"{method.name}: task id {task} is out of range: the "
@@ -80,9 +85,10 @@ def stacked_normalisers(obs_dim: int, act_dim: int, num_tasks: int) -> Normalise
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_tasks, *x.shape)), one)
 
 
-def set_normaliser(state, task: int, data: Transitions):
-    """``state`` with task ``task``'s normaliser fitted to ``data`` and the task marked seen."""
-    norm = fit_normaliser(data)
+def set_normaliser(state, task, data: Transitions, count=None):
+    """``state`` with task ``task``'s normaliser fitted to ``data`` (its first ``count`` rows
+    when given) and the task marked seen. ``task`` and ``count`` may be traced."""
+    norm = fit_normaliser(data, count=count)
     norms = jax.tree.map(lambda all_, new: all_.at[task].set(new), state.norms, norm)
     return state.replace(norms=norms, seen=state.seen.at[task].set(True))
 
@@ -93,7 +99,10 @@ def task_normaliser(state, task) -> Normaliser:
 
 
 @functools.partial(jax.jit, static_argnames=("method", "steps", "batch_size"))
-def _fit(method, state, data, task, steps, batch_size, key, count):
+def fit_steps(method: ContinualMethod, state, data: Transitions, task, steps: int,
+              batch_size: int, key: jax.Array, count):
+    """:func:`fit` without the host checks (``task`` and ``count`` may be traced): ``steps``
+    gradient steps on minibatches from the first ``count`` rows of ``data``."""
     def step(state, k):
         idx = jax.random.randint(k, (batch_size,), 0, count)
         batch = Transitions(data.obs[idx], data.action[idx], data.next_obs[idx])
@@ -117,11 +126,13 @@ def fit(method: ContinualMethod, state, data: Transitions, task: int, steps: int
     if not isinstance(count, jax.core.Tracer):
         require(1 <= int(count) <= size, f"fit: count must be in [1, {size}] (the rows of data "
                 f"filled so far), got {count!r}")
-    return _fit(method, state, data, jnp.int32(task), steps, batch_size, key, jnp.int32(count))
+    return fit_steps(method, state, data, jnp.int32(task), steps, batch_size, key,
+                     jnp.int32(count))
 
 
 @functools.partial(jax.jit, static_argnames="method")
-def _one_step_mse(method, state, data, task):
+def mse_on(method: ContinualMethod, state, data: Transitions, task):
+    """:func:`one_step_mse` without the host checks (``task`` may be traced)."""
     pred = method.predict(method.params_for(state, task), data.obs, data.action)
     return jnp.mean((pred - data.next_obs) ** 2)
 
@@ -130,7 +141,7 @@ def one_step_mse(method: ContinualMethod, state, data: Transitions, task: int) -
     """Mean squared one-step prediction error of task ``task``'s model on ``data``."""
     check_task(method, task)
     data = check_transitions(data, method.obs_dim, method.act_dim)
-    return float(_one_step_mse(method, state, data, jnp.int32(task)))
+    return float(mse_on(method, state, data, jnp.int32(task)))
 
 
 METHODS: dict[str, Callable[..., ContinualMethod]] = {}

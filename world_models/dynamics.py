@@ -60,8 +60,9 @@ def check_transitions(data: Transitions, obs_dim: int | None = None,
             f"state dimension {obs.shape[1]} differs from the model's {obs_dim}")
     require(act_dim is None or action.shape[1] == act_dim,
             f"action dimension {action.shape[1]} differs from the model's {act_dim}")
-    require(bool(jnp.all(jnp.isfinite(obs)) & jnp.all(jnp.isfinite(action))
-                 & jnp.all(jnp.isfinite(next_obs))), "transitions contain NaN or inf")
+    if not any(isinstance(x, jax.core.Tracer) for x in (obs, action, next_obs)):  # host data
+        require(bool(jnp.all(jnp.isfinite(obs)) & jnp.all(jnp.isfinite(action))
+                     & jnp.all(jnp.isfinite(next_obs))), "transitions contain NaN or inf")
     return Transitions(obs, action, next_obs)
 
 
@@ -83,12 +84,19 @@ class Normaliser:
                    ones(obs_dim))
 
 
-def fit_normaliser(data: Transitions, min_std: float = 1e-6) -> Normaliser:
-    """Mean and std (floored at ``min_std``) of obs, action and Δ = next_obs - obs over ``data``."""
+def fit_normaliser(data: Transitions, min_std: float = 1e-6, count=None) -> Normaliser:
+    """Mean and std (floored at ``min_std``) of obs, action and Δ = next_obs - obs over ``data``
+    (over its first ``count`` rows when given; ``count`` may be traced)."""
     delta = data.next_obs - data.obs
+    if count is None:
+        def stats(x):
+            return x.mean(axis=0), jnp.maximum(x.std(axis=0), min_std)
+    else:
+        weight = (jnp.arange(data.obs.shape[0]) < count)[:, None] / count
 
-    def stats(x):
-        return x.mean(axis=0), jnp.maximum(x.std(axis=0), min_std)
+        def stats(x):
+            mean = jnp.sum(weight * x, axis=0)
+            return mean, jnp.maximum(jnp.sqrt(jnp.sum(weight * (x - mean) ** 2, axis=0)), min_std)
 
     (om, os), (am, as_), (dm, ds) = stats(data.obs), stats(data.action), stats(delta)
     return Normaliser(om, os, am, as_, dm, ds)
