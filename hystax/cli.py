@@ -233,7 +233,8 @@ def _list(args, rest) -> int:
     print("continual task suites (hystax train mbrl --suite ..., hystax continual --suite ...):")
     for name in suite_names():
         print(f"  {name}")
-    print("continual world-model methods (hystax continual --method ...):")
+    print("continual world-model methods (hystax train mbrl --method ..., hystax continual "
+          "--method ...):")
     for name in METHOD_NAMES:
         print(f"  {name}")
     print("Dyna world models (hystax train dyna --model ..., hystax losse dyna --models ...; "
@@ -328,7 +329,7 @@ def _initialize_distributed(args) -> None:
 def _add_config_flags(group, config_cls) -> list[str]:
     names = []
     for f in dataclasses.fields(config_cls):
-        default = f.default
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         if dataclasses.is_dataclass(default):  # nested settings: from Python (hystax.train)
             continue
         flag = "--" + f.name.replace("_", "-")
