@@ -273,12 +273,14 @@ def make_dyna(env, env_params, config: DynaConfig):
 class DynaResult(NamedTuple):
     """Per seed: ``episode_returns`` and ``episode_ends`` (the env step each episode ended at,
     1-based) as lists of arrays; ``step_returns`` [seeds, total_steps] (NaN where no episode
-    ended); ``world_model`` the final model states (seed-batched)."""
+    ended); ``world_model`` the final model states and ``state`` the final DynaState
+    (seed-batched)."""
 
     episode_returns: list
     episode_ends: list
     step_returns: np.ndarray
     world_model: Any
+    state: Any = None  # the final DynaState [seeds, ...] (train_dyna)
 
 
 def train_dyna(env, env_params, config: DynaConfig, seeds: int = 3, seed: int = 0,
@@ -301,7 +303,7 @@ def train_dyna(env, env_params, config: DynaConfig, seeds: int = 3, seed: int = 
         logs.append(np.asarray(log.episode_return))
         if retrain and (first + length) // interval > first // interval:
             state = retrain(state)
-    return result_of(np.concatenate(logs, axis=1), state.model)
+    return result_of(np.concatenate(logs, axis=1), state.model)._replace(state=state)
 
 
 def result_of(step_returns, world_model=None) -> DynaResult:

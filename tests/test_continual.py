@@ -51,20 +51,6 @@ TINY = ContinualConfig(warmup_steps=100, mpc_steps=100, episode_steps=50, retrai
                                      action_low=-2.0, action_high=2.0))
 
 
-def test_continual_mbrl_loop_shapes_and_checkpoints(tmp_path, capsys):
-    tasks = task_sequence("Pendulum-v1", [{"g": 10.0}, {"g": 14.0}])
-    method = make_method("hnet", tasks.obs_dim, tasks.act_dim, 2)
-    result = continual_mbrl(method, tasks, jax.random.PRNGKey(0), TINY, checkpoint_dir=tmp_path)
-    assert result.reward_matrix.shape == result.error_matrix.shape == (2, 2)
-    assert np.isnan(result.reward_matrix[1, 0]) and np.isfinite(result.reward_matrix).sum() == 3
-    assert np.all(result.error_matrix[np.isfinite(result.error_matrix)] > 0)
-    assert result.train_returns.shape == (2, 2) and len(result.states) == 2
-    assert result.random_returns.shape == (2,) and np.all(result.random_returns < 0)
-    assert forgetting_ratios(result).shape == (2,)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1"]
-    assert "continual pendulum" in capsys.readouterr().err.lower()  # its own progress bar
-
-
 def test_continual_mbrl_refuses_mismatched_methods_and_configs():
     tasks = task_sequence("Pendulum-v1", [{"g": 10.0}, {"g": 14.0}])
     with pytest.raises(HystaxError, match="built for obs/action dims 4/1"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hystax import rundir
-from hystax.agents.mbrl import ContinualConfig, continual_mbrl, results
+from hystax.agents.mbrl import ContinualConfig, continual_mbrl, forgetting_ratios, results
 from hystax.agents.mpc import MPCConfig
 from hystax.envs import continual as continual_envs
 from hystax.runner import train
@@ -27,7 +27,7 @@ def two_tasks(monkeypatch):
     return "test-two-gravities"
 
 
-def test_mbrl_under_the_runner_resumes_bit_exactly(tmp_path, two_tasks, same_leaves):
+def test_mbrl_under_the_runner_resumes_bit_exactly(tmp_path, capsys, two_tasks, same_leaves):
     """Stopped after 3 of 4 episodes (inside task 1, after task 0's boundary) and resumed:
     every leaf of the final state (method, per-task saved models, the task's data, reward and
     error matrices, keys) and metrics.csv equal an uninterrupted run's; and seed 0 plays the
@@ -56,9 +56,14 @@ def test_mbrl_under_the_runner_resumes_bit_exactly(tmp_path, two_tasks, same_lea
     assert not same_leaves(out[0].states[0], out[0].states[1])  # a model saved per task
 
     # the same pieces for one seed, unbatched (continual_mbrl): the same keys, so the same
-    # MPC episodes and random-policy returns, to float32 rounding
+    # MPC episodes and random-policy returns, to float32 rounding; a checkpoint per task
     suite = continual_envs.suite(two_tasks)
     one = continual_mbrl(make_method("si", 3, 1, 2), suite, jax.random.PRNGKey(0),
-                         ContinualConfig(**{**TINY, "mpc": MPCConfig(**MPC)}), progress=False)
+                         ContinualConfig(**{**TINY, "mpc": MPCConfig(**MPC)}),
+                         checkpoint_dir=tmp_path / "tasks")
     np.testing.assert_allclose(out[0].random_returns, one.random_returns, rtol=1e-5)
     np.testing.assert_allclose(out[0].train_returns, one.train_returns, rtol=1e-3)
+    assert one.reward_matrix.shape == one.error_matrix.shape == (2, 2) and len(one.states) == 2
+    assert np.all(one.random_returns < 0) and forgetting_ratios(one).shape == (2,)
+    assert sorted(p.name for p in (tmp_path / "tasks").iterdir() if p.name.isdigit()) == ["0", "1"]
+    assert "continual test-two-gravities" in capsys.readouterr().err.lower()  # its own bar
