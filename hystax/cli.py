@@ -209,41 +209,28 @@ def _demo(args, rest) -> int:
 
 def _list(args, rest) -> int:
     from hystax import agents, envs
-
     from hystax.agents.bandits import ALGORITHMS
-    from hystax.agents.memory import MODELS
-
-    print("agents:")
-    for name in agents.names():
-        print(f"  {name}")
-    print("memory models (hystax train ppo --memory ...):")
-    for name in MODELS:
-        print(f"  {name}")
     from hystax.agents.bandits.lsd import ALGORITHMS as LSD_ALGORITHMS
-
-    print("bandit algorithms (hystax bandit dlb --algorithms ...):")
-    for name in ALGORITHMS:
-        print(f"  {name}")
-    print("LSD bandit learners (hystax bandit lsd --algorithms ...):")
-    for name in LSD_ALGORITHMS:
-        print(f"  {name}")
+    from hystax.agents.memory import MODELS
     from hystax.envs.continual import suite_names
     from hystax.world_models import METHOD_NAMES, ONLINE_MODEL_NAMES
 
-    print("continual task suites (hystax train mbrl --suite ..., hystax continual --suite ...):")
-    for name in suite_names():
-        print(f"  {name}")
-    print("continual world-model methods (hystax train mbrl --method ..., hystax continual "
-          "--method ...):")
-    for name in METHOD_NAMES:
-        print(f"  {name}")
-    print("Dyna world models (hystax train dyna --model ..., hystax losse dyna --models ...; "
-          "none: model-free DQN):")
-    for name in ("none", *ONLINE_MODEL_NAMES):
-        print(f"  {name}")
-    print("environments:")
-    for name in envs.names():
-        print(f"  {name}")
+    sections = [
+        ("agents", agents.names()),
+        ("memory models (hystax train ppo --memory ...)", MODELS),
+        ("bandit algorithms (hystax bandit dlb --algorithms ...)", ALGORITHMS),
+        ("LSD bandit learners (hystax bandit lsd --algorithms ...)", LSD_ALGORITHMS),
+        ("continual task suites (hystax train mbrl / hystax continual --suite ...)",
+         suite_names()),
+        ("continual world-model methods (hystax train mbrl / hystax continual --method ...)",
+         METHOD_NAMES),
+        ("Dyna world models (hystax train dyna --model ..., hystax losse dyna --models ...; "
+         "none: model-free DQN)", ("none", *ONLINE_MODEL_NAMES)),
+        ("environments", envs.names())]
+    for title, names in sections:
+        print(f"{title}:")
+        for name in names:
+            print(f"  {name}")
     return 0
 
 
