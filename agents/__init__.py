@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from hystax.errors import unknown_name
+from hystax.core.errors import unknown_name
 
 # agent name -> module holding `Config`, `make_algorithm` and `make_train`
 _FAMILIES = {

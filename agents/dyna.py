@@ -38,9 +38,9 @@ from flax import struct
 from gymnax.environments import spaces
 from tqdm.auto import tqdm
 
-from hystax.agents.api import Algorithm, make_train_from
-from hystax.agents.networks import MLP
-from hystax.errors import require
+from hystax.agents.algorithm import Algorithm, make_train_from
+from hystax.core.nn import MLP
+from hystax.core.errors import require
 from hystax.world_models.online import (MODELS, OnlineModelConfig, Replay, fit_scales,
                                         make_online_model)
 

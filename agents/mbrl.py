@@ -40,11 +40,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from hystax.agents.api import Algorithm, make_train_from
+from hystax.agents.algorithm import Algorithm, make_train_from
 from hystax.agents.mpc import MPCConfig, mpc_episode
-from hystax.envs.continual import TaskSequence, collect_random
-from hystax.errors import HystaxError, require
-from hystax.world_models.continual import (ContinualMethod, fit_steps, make_method, mse_on,
+from hystax.envs.continual_suites import TaskSequence, collect_random
+from hystax.core.errors import HystaxError, require
+from hystax.world_models.continual_methods import make_method
+from hystax.world_models.continual_api import (ContinualMethod, fit_steps, mse_on,
                                            set_normaliser)
 from hystax.world_models.dynamics import Transitions
 
@@ -268,7 +269,7 @@ def _method(config: Config, suite: TaskSequence) -> ContinualMethod:
 def make_env(env, overrides=None) -> tuple[TaskSequence, None]:
     """The runner's env for this family: a task suite (a name from ``hystax list`` or a
     :class:`TaskSequence`); suites fix every task's params, so there are no overrides."""
-    from hystax.envs.continual import suite
+    from hystax.envs.continual_suites import suite
 
     require(not overrides, "a task suite fixes every task's params: --env-param / env_params "
             "do not apply to mbrl")

@@ -20,7 +20,7 @@ is terminal). ``predict`` is called on one obs [n] and one action [m] (batched b
 >>> action, mean, info = cem_plan(predict, params, reward_fn, obs, key, mean, config)
 >>> ret, rollout = mpc_episode(env, env_params, predict, params, reward_fn, key, 200, config)
 
-Oracle MPC (the true dynamics as the model) for a :class:`~hystax.envs.continual.TaskSequence`::
+Oracle MPC (the true dynamics as the model) for a :class:`~hystax.envs.continual_suites.TaskSequence`::
 
     seq = suite("pendulum-gravity")
     cfg = MPCConfig(action_low=seq.action_low, action_high=seq.action_high)
@@ -40,9 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
-from hystax.envs.continual import Rollout
+from hystax.envs.continual_suites import Rollout
 
-from hystax.errors import HystaxError, require, unknown_name
+from hystax.core.errors import HystaxError, require, unknown_name
 
 __all__ = [
     "PLANNERS",
@@ -378,7 +378,7 @@ def mpc_episode(env, env_params, predict: Predict, params, reward_fn: RewardFn, 
       ``(total_reward, rollout)``: the sum of the env's rewards up to the end of the first
       episode (all ``steps`` when no episode ends before; after a fall an auto-reset env would
       go on paying, as gymnax CartPole does) and the
-      :class:`~hystax.envs.continual.Rollout` of the transitions (action = quantized box action).
+      :class:`~hystax.envs.continual_suites.Rollout` of the transitions (action = quantized box action).
 
     Compiled once per (env, predict, reward_fn, termination_fn, steps, config, method,
     quantize, to_env_action); pass the same function objects to reuse it.

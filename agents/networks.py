@@ -1,4 +1,4 @@
-"""Networks shared by the agents (flax.linen)."""
+"""The agents' actor-critic networks (flax.linen), over :class:`hystax.core.nn.MLP`."""
 
 from __future__ import annotations
 
@@ -8,23 +8,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "leaky_relu": nn.leaky_relu}
+from hystax.core.nn import MLP, activation
 
-
-class MLP(nn.Module):
-    """Plain MLP with orthogonal init: ``[..., d_in] -> [..., out_dim]``."""
-
-    hidden_sizes: Sequence[int]
-    out_dim: int
-    activation: str = "tanh"
-    out_scale: float = 1.0
-
-    @nn.compact
-    def __call__(self, x):
-        act = ACTIVATIONS[self.activation]
-        for width in self.hidden_sizes:
-            x = act(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
-        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
 
 
 class ActorCritic(nn.Module):
@@ -75,7 +60,7 @@ class RecurrentActorCritic(nn.Module):
         x = MLP(self.encoder_sizes, self.memory.d_model, self.activation,
                 out_scale=np.sqrt(2), name=f"{name}_encoder" if name else None)(obs)
         memory = self.memory.copy(name=f"{name}_memory") if name else self.memory
-        return memory(carry, (ACTIVATIONS[self.activation](x), starts))
+        return memory(carry, (activation(self.activation)(x), starts))
 
     @nn.compact
     def __call__(self, carry, obs, starts):

@@ -24,11 +24,12 @@ import numpy as np
 import optax
 from gymnax.environments import spaces
 
-from hystax.agents.api import MAX_TIMESTEPS, Algorithm, check_field_types, make_train_from
+from hystax.agents.algorithm import MAX_TIMESTEPS, Algorithm, check_field_types, make_train_from
 from hystax.agents.memory import validate_memory
-from hystax.agents.networks import ACTIVATIONS, ActorCritic
+from hystax.agents.networks import ActorCritic
+from hystax.core.nn import ACTIVATIONS
 from hystax.envs import BatchEnv, EpisodeStatistics, FlattenObservation, PreviousActionReward
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
-from hystax.agents.api import Algorithm
+from hystax.agents.algorithm import Algorithm
 from hystax.agents.memory import SSM_PARAMS, SequenceModel
 from hystax.agents.networks import RecurrentActorCritic
 

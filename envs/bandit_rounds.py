@@ -2,7 +2,7 @@
 
 Any bandit problem (a pytree: :class:`hystax.envs.dlb.DLBProblem`,
 :class:`hystax.envs.lsd.LSDProblem`, or your own) is played by
-:mod:`hystax.agents.bandits.runner` through these methods::
+:mod:`hystax.agents.bandits.bandit_runner` through these methods::
 
     problem.initial_state()             -> state (pytree): the world before round 0
     problem.draw_noise(key, rounds)     -> noise (pytree, leading axis [rounds]): a block's noise

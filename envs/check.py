@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
-from hystax.errors import HystaxError
+from hystax.core.spaces import shape_of
+from hystax.core.errors import HystaxError
 
 _METHODS = ("reset", "step", "observation_space", "action_space")
 _KINDS = {"f": "float", "i": "int", "u": "int", "b": "bool"}
@@ -66,7 +67,7 @@ def check_env(env: Any, params: Any = None, *, key: jax.Array | None = None,
     if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
         raise fail(f"action_space(params) is {type(action_space).__name__}; "
                    "check_env supports Discrete and Box")
-    obs_shape = _shape(obs_space.shape)
+    obs_shape = shape_of(obs_space.shape)
     obs_kind = _kind(obs_space.dtype)
 
     # reset
@@ -175,14 +176,6 @@ def _count(out: Any) -> str:
         return f"{len(out)} values"
     return f"a single {type(out).__name__}"
 
-
-def _shape(shape: Any) -> tuple[int, ...]:
-    """A space's shape as a tuple of ints (spaces may hold an int, a list or numpy ints)."""
-    if shape is None:
-        return ()
-    if isinstance(shape, (int, np.integer)):
-        return (int(shape),)
-    return tuple(int(d) for d in shape)
 
 
 def _kind(dtype: Any) -> str:

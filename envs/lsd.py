@@ -37,7 +37,7 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 from hystax.envs.bandit_env import BanditEnv
-from hystax.errors import require, unknown_name
+from hystax.core.errors import require, unknown_name
 
 __all__ = [
     "NOISES",

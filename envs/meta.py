@@ -49,7 +49,8 @@ from gymnax.environments.classic_control.cartpole import EnvParams as CartPolePa
 from gymnax.environments.classic_control.pendulum import EnvParams as PendulumParams
 from gymnax.environments.classic_control.pendulum import Pendulum
 
-from hystax.errors import HystaxError, require
+from hystax.core.spaces import flat_bounds, shape_of
+from hystax.core.errors import HystaxError, require
 
 __all__ = [
     "BanditParams",
@@ -189,7 +190,7 @@ class MetaEnv(environment.Environment):
         example = sample_params(jax.random.PRNGKey(0), jnp.int32(0))
         inner_obs_space = env.observation_space(example)
         action_space = env.action_space(example)
-        self._inner_obs_dim = int(np.prod(_shape(inner_obs_space.shape)))
+        self._inner_obs_dim = int(np.prod(shape_of(inner_obs_space.shape)))
         if isinstance(action_space, spaces.Discrete):
             require(not project_actions,
                     f"MetaEnv: project_actions=True needs a Box action space, but "
@@ -198,14 +199,14 @@ class MetaEnv(environment.Environment):
             self._action_dim = self._num_actions
             self._act_low = self._act_high = None
         elif isinstance(action_space, spaces.Box):
-            low, high = _flat_bounds(action_space)
+            low, high = flat_bounds(action_space)
             require(np.all(np.isfinite(low)) and np.all(np.isfinite(high))
                     and np.all(high > low),
                     f"MetaEnv: Box actions need finite bounds with high > low, got "
                     f"low={low}, high={high}")
             self._num_actions = None
             self._action_dim = low.size
-            self._action_shape = _shape(action_space.shape)
+            self._action_shape = shape_of(action_space.shape)
             self._act_low, self._act_high = low.astype(np.float32), high.astype(np.float32)
         else:
             raise HystaxError(f"MetaEnv supports Discrete and Box actions, got "
@@ -263,7 +264,7 @@ class MetaEnv(environment.Environment):
             obs_low = np.full(self.obs_dim, -np.inf)
             obs_high = np.full(self.obs_dim, np.inf)
         else:
-            obs_low, obs_high = _flat_bounds(self._inner_space)
+            obs_low, obs_high = flat_bounds(self._inner_space)
         if self._num_actions is None:
             act_low, act_high = self._act_low, self._act_high
         else:
@@ -652,28 +653,11 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
-def _shape(shape: Any) -> tuple[int, ...]:
-    if shape is None:
-        return ()
-    if isinstance(shape, (int, np.integer)):
-        return (int(shape),)
-    return tuple(int(d) for d in shape)
-
 
 def _name(env: Any) -> str:
     name = getattr(env, "name", None)
     return name if isinstance(name, str) else type(env).__name__
 
-
-def _flat_bounds(space: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) float64 [prod(shape)] of a Box or Discrete space."""
-    size = int(np.prod(_shape(space.shape)))
-    if isinstance(space, spaces.Discrete):
-        return np.zeros(size), np.full(size, space.n - 1, dtype=np.float64)
-    shape = _shape(space.shape)
-    low = np.broadcast_to(np.asarray(space.low, dtype=np.float64), shape).reshape(-1)
-    high = np.broadcast_to(np.asarray(space.high, dtype=np.float64), shape).reshape(-1)
-    return low, high
 
 
 def _arrays(tree: Any) -> Any:

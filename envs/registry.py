@@ -16,7 +16,7 @@ from typing import Any
 import gymnax
 import numpy as np
 
-from hystax.errors import HystaxError, require, unknown_name
+from hystax.core.errors import HystaxError, require, unknown_name
 
 EnvFactory = Callable[..., Any]
 

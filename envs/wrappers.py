@@ -16,7 +16,8 @@ import numpy as np
 from gymnax.environments import spaces
 from gymnax.wrappers.purerl import FlattenObservationWrapper, GymnaxWrapper, LogWrapper
 
-from hystax.errors import HystaxError, require
+from hystax.core.spaces import flat_bounds
+from hystax.core.errors import HystaxError, require
 
 __all__ = ["EpisodeStatistics", "FlattenObservation", "PreviousActionReward", "BatchEnv"]
 
@@ -73,10 +74,10 @@ class PreviousActionReward(GymnaxWrapper):
 
     def observation_space(self, params: Any) -> spaces.Box:
         """Box float32 ``[obs_dim + action_dim + 2]`` with the inner bounds concatenated."""
-        obs_low, obs_high = _flat_bounds(self._env.observation_space(params))
+        obs_low, obs_high = flat_bounds(self._env.observation_space(params))
         action_space = self._env.action_space(params)
         if self._num_actions is None:
-            act_low, act_high = _flat_bounds(action_space)
+            act_low, act_high = flat_bounds(action_space)
         else:
             act_low, act_high = np.zeros(self._num_actions), np.ones(self._num_actions)
         low = np.concatenate([obs_low, act_low, [-np.inf, 0.0]]).astype(np.float32)
@@ -169,14 +170,3 @@ class BatchEnv(GymnaxWrapper):
         params, axis = self._params_axis(params)
         keys = jax.random.split(key, self.num_envs)
         return jax.vmap(self._env.step, in_axes=(0, 0, 0, axis))(keys, state, action, params)
-
-
-def _flat_bounds(space: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) float64 [prod(shape)] of a Box or Discrete space."""
-    size = int(np.prod(space.shape))
-    if isinstance(space, spaces.Discrete):
-        return np.zeros(size), np.full(size, space.n - 1, dtype=np.float64)
-    shape = tuple(space.shape)
-    low = np.broadcast_to(np.asarray(space.low, dtype=np.float64), shape).reshape(-1)
-    high = np.broadcast_to(np.asarray(space.high, dtype=np.float64), shape).reshape(-1)
-    return low, high

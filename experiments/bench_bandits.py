@@ -30,7 +30,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hystax.agents.bandits import clairvoyant, dynlin_ucb, make_info, runner
+from hystax.agents.bandits import bandit_runner as runner
+from hystax.agents.bandits import clairvoyant, dynlin_ucb, make_info
 from hystax.agents.bandits.dlb_runs import dlb_regrets
 from hystax.envs.dlb import preset
 from hystax.experiments.bandit_reference import numpy_dynlin_ucb

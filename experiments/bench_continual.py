@@ -52,10 +52,11 @@ from hystax.agents.mpc import (
     plan_batch,
     random_shooting_plan,
 )
-from hystax.envs.continual import collect_random, suite
+from hystax.envs.continual_suites import collect_random, suite
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
 from hystax.progress import PartBar
-from hystax.world_models.continual import fit, make_method
+from hystax.world_models.continual_api import fit
+from hystax.world_models.continual_methods import make_method
 from hystax.world_models.dynamics import Transitions
 from hystax.world_models.hypernet import hnet_sizes
 

@@ -40,11 +40,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hystax.agents.bandits.runner import busy_rounds, collect, compiled_play, noise_of_rounds
+from hystax.agents.bandits.bandit_runner import busy_rounds, collect, compiled_play, noise_of_rounds
 from hystax.agents.bandits.lsd.comb_ucb import isi_comb_ucb1
 from hystax.agents.bandits.lsd.planning import dp_plan, dp_value, joint_state_count, lp_relaxation
 from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_rounding_ucb, rounding_lp
-from hystax.agents.bandits.lsd.runner import make_info
+from hystax.agents.bandits.lsd.lsd_runs import make_info
 from hystax.envs.lsd import preset, random_monotone
 from hystax.experiments.bandit_reference import numpy_isi_comb_ucb1, numpy_lp_rounding_ucb
 from hystax.experiments.bench_common import bench_cli, finish, machine_info
@@ -227,7 +227,7 @@ def bench_numpy_learner(name: str, fn, sizes: Sizes) -> dict:
 
 def check_isi_replay(problem, sizes: Sizes, jax_out) -> dict:
     """Seed 0 of the JAX ISI-CombUCB1 run (PRNGKey(0); its Bernoulli draws as the bandit runner
-    makes them, :func:`~hystax.agents.bandits.runner.noise_of_rounds`) replayed through the numpy
+    makes them, :func:`~hystax.agents.bandits.bandit_runner.noise_of_rounds`) replayed through the numpy
     loop: the cumulative expected reward at every record and the arm counts must be identical."""
     reward, counts = jax_out
     with jax.enable_x64(True):

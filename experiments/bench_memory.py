@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 import hystax
 from hystax.agents import ppo
-from hystax.agents.api import default_hparams
+from hystax.agents.algorithm import default_hparams
 from hystax.agents.memory import SequenceModel
 from hystax.experiments.bench_common import bench_cli, machine_info, write_results
 from hystax.progress import PartBar

@@ -24,9 +24,10 @@ import time
 import jax
 import numpy as np
 
-from hystax import runner, sharding
+from hystax import runner
+from hystax.core import sharding
 from hystax.agents import ppo
-from hystax.agents.api import merge_hparams
+from hystax.agents.algorithm import merge_hparams
 from hystax.experiments.bench_common import bench_cli, machine_info, write_results
 from hystax.progress import PartBar
 

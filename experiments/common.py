@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 from hystax.stopping import exit_code_of
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from hystax.agents.mbrl import Config as MBRLConfig
 from hystax.agents.mbrl import ContinualConfig, forgetting_ratios, forward_transfer
 from hystax.agents.mbrl import results as mbrl_results
-from hystax.envs.continual import collect_random, suite as make_suite, suite_names
+from hystax.envs.continual_suites import collect_random, suite as make_suite, suite_names
 from hystax.experiments.common import (
     OneLineParser,
     add_run_dir_args,
@@ -46,21 +46,20 @@ from hystax.experiments.common import (
     train_or_resume,
     write_summary,
 )
-from hystax.world_models.continual import METHODS, fit, make_method, one_step_mse
+from hystax.world_models.continual_api import fit, one_step_mse
+from hystax.world_models.continual_methods import METHODS, make_method
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
-from hystax.errors import HystaxError, require, unknown_name
+from hystax.core.errors import HystaxError, require, unknown_name
 from hystax.figure import seeds_text
 from hystax.plots import plot_task_curves, plot_task_matrices
 from hystax.rundir import create_run_dir
-from hystax.stats import mean_and_standard_error
+from hystax.core.stats import mean_and_standard_error
 
 DEFAULT_METHODS = ("hnet", "finetune", "multihead", "coreset", "multitask", "ewc", "si")
 
 
 def _methods(names) -> list[str]:
-    from hystax.world_models import baselines, hypernet  # noqa: F401  (they register)
-
     names = list(DEFAULT_METHODS) if not names else list(names)
     for name in names:
         if name not in METHODS:

@@ -7,7 +7,7 @@
 ``--settings`` picks the default algorithm set (:data:`hystax.agents.bandits.ALGORITHM_SETS`):
 ``textbook`` (the default: each baseline's published constants) or ``reference`` (the DLB
 authors' constants row by row, quirks included: the paper's comparison; see
-:mod:`hystax.agents.bandits.baselines`). ``--algorithms`` overrides the set.
+:mod:`hystax.agents.bandits.dlb_baselines`). ``--algorithms`` overrides the set.
 
 Each algorithm is one jitted ``run_seeds`` (``lax.scan`` over rounds, ``vmap`` over seeds, float64).
 Seed s uses ``PRNGKey(s)`` for every algorithm, so all of them see the same noise sequence
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, SETTINGS, make_policy, run_seeds
-from hystax.agents.bandits.api import record_interval
+from hystax.agents.bandits.policy import record_interval
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
 from hystax.experiments.common import (
@@ -44,10 +44,10 @@ from hystax.experiments.common import (
 )
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
-from hystax.errors import require, unknown_name
+from hystax.core.errors import require, unknown_name
 from hystax.plots import plot_regret
 from hystax.rundir import create_run_dir
-from hystax.stats import mean_and_standard_error
+from hystax.core.stats import mean_and_standard_error
 
 EXPERT_PRESETS = ("real",)
 """Presets where the constant "Expert" (the real system's human allocation) makes sense."""

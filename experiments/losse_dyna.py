@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 from hystax.figure import seeds_text
 from hystax.experiments.common import (
     OneLineParser,

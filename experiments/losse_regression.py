@@ -58,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import linen as nn
+from hystax.core.nn import MLP
 from hystax.experiments.common import (
     OneLineParser,
     add_run_dir_args,
@@ -69,15 +69,15 @@ from hystax.experiments.common import (
 from hystax.world_models import ftl, losse
 
 import hystax  # noqa: F401  (its XLA:CPU workaround; importing this module ran it before jax)
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 from hystax.progress import PartBar
 from hystax.rundir import create_run_dir
-from hystax.stats import mean_and_standard_error
+from hystax.core.stats import mean_and_standard_error
 
 __all__ = ["METHODS", "RegressionConfig", "quick_config", "run", "target"]
 
 METHODS = ("losse-ftl", "online-mlp", "replay-mlp")
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+ACTIVATIONS = ("tanh", "relu")  # the MLP baselines' choices (hystax.core.nn names)
 _LABELS = {"losse-ftl": "Losse-FTL (single pass)", "online-mlp": "online MLP (single pass)",
            "replay-mlp": "MLP + full replay"}
 _COLORS = {"losse-ftl": "tab:blue", "online-mlp": "tab:red", "replay-mlp": "tab:orange"}
@@ -212,22 +212,10 @@ def _encoders(config: RegressionConfig, keys: jax.Array):
 
 # --- the MLPs ----------------------------------------------------------------------------------
 
-class _MLP(nn.Module):
-    hidden: tuple[int, ...]
-    activation: str
-
-    @nn.compact
-    def __call__(self, x):
-        act = ACTIVATIONS[self.activation]
-        for width in self.hidden:
-            x = act(nn.Dense(width)(x))
-        return nn.Dense(1)(x)
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _mlp_runs(config: RegressionConfig, replay: bool, data_keys, mlp_keys):
     """Grid predictions [seeds, G] of the online (``replay=False``) or the replay MLP."""
-    net = _MLP(config.hidden, config.activation)
+    net = MLP(config.hidden, 1, config.activation, orthogonal=False)
     optimiser = optax.adam(config.replay_lr if replay else config.online_lr)
     grid = (_grid(config) - config.centre) / config.half_width
     batch = config.replay_batch if replay else config.online_window

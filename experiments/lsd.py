@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from hystax.agents.bandits.api import record_interval
+from hystax.agents.bandits.policy import record_interval
 from hystax.agents.bandits.lsd import (
     ALGORITHMS,
     NonMonotoneWarning,
@@ -49,10 +49,10 @@ from hystax.experiments.common import (
 )
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
-from hystax.errors import require, unknown_name
+from hystax.core.errors import require, unknown_name
 from hystax.plots import plot_regret, write_regret_csv
 from hystax.rundir import create_run_dir
-from hystax.stats import loglog_slope, mean_and_standard_error
+from hystax.core.stats import loglog_slope, mean_and_standard_error
 
 PLANNER_DRAWS = 32
 """Independent draws of the LP-rounding planner behind every mean / best figure."""

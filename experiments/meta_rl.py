@@ -26,7 +26,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 from hystax.experiments.common import (
     OneLineParser,
     number,
@@ -36,7 +36,7 @@ from hystax.experiments.common import (
     write_summary,
 )
 from hystax.rundir import make_writable_dir
-from hystax.stats import mean_and_t_interval
+from hystax.core.stats import mean_and_t_interval
 
 DEFAULT_STEPS = 2_000_000  # where the env has no preset to say how long to train
 

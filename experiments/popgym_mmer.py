@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from hystax import rundir
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 from hystax.experiments.common import (
     OneLineParser,
     positive_int,
@@ -44,7 +44,7 @@ from hystax.experiments.common import (
     stop_set_if_interrupted,
     write_summary,
 )
-from hystax.stats import (
+from hystax.core.stats import (
     max_mean_episodic_return,
     mean_and_t_interval,
     normalized_scores,

@@ -52,7 +52,7 @@ _LAZY = {
     "check_env": ("hystax.envs", "check_env"),
     "train": ("hystax.runner", "train"),
     "sweep": ("hystax.hparam_sweep", "sweep"),
-    "HystaxError": ("hystax.errors", "HystaxError"),
+    "HystaxError": ("hystax.core.errors", "HystaxError"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 from hystax.rundir import CHECKPOINT_DIR
 
 UNREADABLE_DIR = "unreadable"

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 DEMO = dict(agent="ppo", env="CartPole-v1", seeds=4, total_timesteps=500_000)
 # hystax COMMAND EXPERIMENT -> the module under hystax.experiments that runs it
@@ -212,7 +212,7 @@ def _list(args, rest) -> int:
     from hystax.agents.bandits import ALGORITHMS
     from hystax.agents.bandits.lsd import ALGORITHMS as LSD_ALGORITHMS
     from hystax.agents.memory import MODELS
-    from hystax.envs.continual import suite_names
+    from hystax.envs.continual_suites import suite_names
     from hystax.world_models import METHOD_NAMES, ONLINE_MODEL_NAMES
 
     sections = [
@@ -365,7 +365,7 @@ def _report(result, seconds: float) -> None:
               f"{np.nanmean(per_seed):.4g}  (per seed: "
               f"{', '.join(f'{x:.4g}' for x in per_seed)})")
         if np.isfinite(returns).any(axis=1).all():
-            from hystax.stats import max_mean_episodic_return
+            from hystax.core.stats import max_mean_episodic_return
 
             mmer = max_mean_episodic_return(returns)
             print(f"MMER (best per-update mean episode return), mean over seeds: "

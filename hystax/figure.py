@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hystax.stats import mean_and_bootstrap_ci, nanmean_over_seeds
+from hystax.core.stats import mean_and_bootstrap_ci, nanmean_over_seeds
 
 DPI = 120
 

@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from hystax import sharding
-from hystax.agents.api import merge_hparams
-from hystax.errors import HystaxError, require
+from hystax.core import sharding
+from hystax.agents.algorithm import merge_hparams
+from hystax.core.errors import HystaxError, require
 from hystax.runner import chunk_size, make_chunk_fn, recent_return, resolve
 from hystax.stopping import StopRequests
 

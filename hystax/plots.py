@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from hystax import rundir
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 from hystax.figure import band, band_note, new_figure, save_figure, steps_axis
-from hystax.stats import (
+from hystax.core.stats import (
     loglog_slope,
     mean_and_standard_error,
     forward_fill,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 CONFIG_FILE = "config.json"
 ORIGINAL_CONFIG_FILE = ".config.json"  # config.json as written, to name an edited field

@@ -23,9 +23,10 @@ import numpy as np
 
 import hystax
 from hystax import checkpoints as ckpt
-from hystax import rundir, sharding
-from hystax.agents.api import merge_hparams, replace_config, update_at
-from hystax.errors import HystaxError, require
+from hystax import rundir
+from hystax.core import sharding
+from hystax.agents.algorithm import merge_hparams, replace_config, update_at
+from hystax.core.errors import HystaxError, require
 from hystax.stopping import StopRequests
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 from hystax.figure import DPI, new_figure, save_figure, steps_axis
-from hystax.stats import mean_and_standard_error
+from hystax.core.stats import mean_and_standard_error
 
 __all__ = ["cell_text", "plot_curves", "plot_task_curves", "plot_task_matrices"]
 

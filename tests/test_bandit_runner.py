@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from hystax.agents.bandits import Policy, runner
+from hystax.agents.bandits import Policy
+from hystax.agents.bandits import bandit_runner as runner
 from hystax.envs.bandit_rounds import BanditProblem
 
 

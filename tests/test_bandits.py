@@ -19,11 +19,11 @@ from hystax.agents.bandits import (
     run,
     run_seeds,
 )
-from hystax.agents.bandits import runner
+from hystax.agents.bandits import bandit_runner as runner
 from hystax.agents.bandits.dynlin_ucb import beta, epoch_length
 from hystax.envs import dlb
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 KEY = jax.random.PRNGKey(0)
 REAL = dlb.preset("real")

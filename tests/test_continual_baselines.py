@@ -7,16 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hystax.world_models.baselines import (
-    make_coreset,
-    make_ewc,
-    make_multitask,
-    make_si,
-)
-from hystax.world_models.continual import METHODS, fit, one_step_mse
+from hystax.world_models.continual_api import fit, one_step_mse
+from hystax.world_models.continual_methods import METHODS
+from hystax.world_models.regularisers import make_ewc, make_si
+from hystax.world_models.replay import make_coreset, make_multitask
 from hystax.world_models.dynamics import Transitions
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 NAMES = ("finetune", "multihead", "coreset", "multitask", "ewc", "si")
 DT = 0.1

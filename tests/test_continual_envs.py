@@ -1,4 +1,4 @@
-"""Tests for hystax.envs.continual: suites, task_sequence validation, known rewards vs gymnax,
+"""Tests for hystax.envs.continual_suites: suites, task_sequence validation, known rewards vs gymnax,
 action quantization, oracle dynamics and random data collection."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from gymnax.environments.classic_control.cartpole import EnvState as CartPoleState
 from gymnax.environments.classic_control.pendulum import EnvState as PendulumState
-from hystax.envs import continual
+from hystax.envs import continual_suites as continual
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 
 @pytest.mark.parametrize("name", sorted(continual.SUITES))

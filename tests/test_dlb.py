@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hystax.envs import check_env, dlb, make
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 SPEC_ARMS = [(1, .5, 0), (.5, 1, 0), (1, 0, .5), (0, 1, .5), (.5, 0, 1), (0, .5, 1)]
 

@@ -8,12 +8,14 @@ import json
 
 import numpy as np
 import pytest
-from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, api, run_seeds, runner
+from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, run_seeds
+from hystax.agents.bandits import bandit_runner as runner
+from hystax.agents.bandits import policy as api
 from hystax.envs.dlb import preset
 from hystax.experiments import bench_bandits, dlb
 
 from hystax import cli
-from hystax.stats import loglog_slope
+from hystax.core.stats import loglog_slope
 
 
 @pytest.fixture

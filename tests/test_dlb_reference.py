@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, make_info, make_policy, run
-from hystax.agents.bandits.baselines import (
+from hystax.agents.bandits.dlb_baselines import (
     batch_exp3_reference_constants,
     d_lin_ucb,
     d_lin_ucb_beta,
@@ -28,7 +28,7 @@ from hystax.agents.bandits.baselines import (
 from hystax.agents.bandits.dynlin_ucb import dynlin_ucb, epoch_schedule
 from hystax.envs import dlb
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 KEY = jax.random.PRNGKey(0)
 PRESETS = ("synthetic-0.01", "real")

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hystax.agents.api import replace_config
+from hystax.agents.algorithm import replace_config
 from hystax.agents.dyna import DynaConfig, make_dyna, train_dyna
 from hystax.envs import make
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 from hystax.experiments import losse_dyna
 from hystax.world_models.online import (MODELS, OnlineModelConfig, Replay, fit_scales,
                                         make_online_model)

@@ -22,7 +22,7 @@ from hystax.envs import (
     register,
 )
 from hystax.envs import registry
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 KEY = jax.random.PRNGKey(0)
 

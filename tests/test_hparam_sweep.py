@@ -8,7 +8,7 @@ import pytest
 import hystax
 from hystax import envs
 from hystax.agents import ppo
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 from hystax.hparam_sweep import grid_points
 
 TINY = dict(total_timesteps=4 * 16 * 5, num_envs=4, num_steps=16, num_minibatches=2,

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hystax.world_models.continual import METHODS, fit, one_step_mse
+from hystax.world_models.continual_api import fit, one_step_mse
+from hystax.world_models.continual_methods import METHODS
 from hystax.world_models.dynamics import DynamicsMLP, Transitions
 from hystax.world_models.hypernet import (
     HyperNetwork,
@@ -24,7 +25,7 @@ from hystax.world_models.hypernet import (
     weight_spec,
 )
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 KEY = jax.random.PRNGKey(0)
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 from hystax.world_models import ftl, losse
 
 L, N_BINS, RHO, D_IN = 12, 4, 2, 3

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hystax.experiments import losse_regression as lr
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 
 @pytest.fixture(scope="module")

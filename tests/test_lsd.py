@@ -10,7 +10,7 @@ import pytest
 from hystax.agents.bandits.lsd import planning
 from hystax.envs import check_env, lsd, make
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 
 def _reference_value(problem, schedule) -> float:

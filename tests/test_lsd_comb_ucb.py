@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hystax.agents.bandits.lsd import comb_ucb
 from hystax.agents.bandits.lsd.comb_ucb import comb_ucb1, isi_comb_ucb1
-from hystax.agents.bandits.lsd.runner import make_info, run_seeds
+from hystax.agents.bandits.lsd.lsd_runs import make_info, run_seeds
 from hystax.envs import lsd
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 # --- plain-Python references -----------------------------------------------------------------
 
@@ -261,7 +261,7 @@ def test_too_many_sequences():
 
 def test_every_lsd_learner_factory_has_a_usable_default():
     """``ALGORITHMS[name]()`` builds the learner with the main experiment's block length."""
-    from hystax.agents.bandits.api import Policy
+    from hystax.agents.bandits.policy import Policy
     from hystax.agents.bandits.lsd import ALGORITHMS, DEFAULT_BLOCK
 
     for name, factory in ALGORITHMS.items():

@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from hystax.agents.bandits import runner
+from hystax.agents.bandits import bandit_runner as runner
 from hystax.experiments import lsd
 
 from hystax import cli

@@ -32,7 +32,7 @@ from hystax.agents.bandits.lsd.rounding import (
 )
 from hystax.envs import lsd
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 ONE_MINUS_1_OVER_E = 1 - np.exp(-1)
 
@@ -243,7 +243,7 @@ def test_bad_learner_and_planner_input():
 @pytest.mark.slow
 def test_learner_alpha_regret_is_sublinear_at_scale():
     """R2, T = 10^5: the README's figure (slope 0.57 over the last 90% of rounds, 10 seeds)."""
-    from hystax.stats import loglog_slope
+    from hystax.core.stats import loglog_slope
 
     problem, horizon = lsd.preset("R2"), 100_000
     rate = lp_rounding_value(problem, horizon, samples=8).mean() / horizon

@@ -10,9 +10,9 @@ import pytest
 from hystax import rundir
 from hystax.agents.mbrl import ContinualConfig, continual_mbrl, forgetting_ratios, results
 from hystax.agents.mpc import MPCConfig
-from hystax.envs import continual as continual_envs
+from hystax.envs import continual_suites as continual_envs
 from hystax.runner import train
-from hystax.world_models.continual import make_method
+from hystax.world_models.continual_methods import make_method
 
 MPC = dict(horizon=5, num_samples=16, num_elites=4, iterations=2)
 TINY = dict(warmup_steps=100, mpc_steps=200, episode_steps=100, retrain_every=100,

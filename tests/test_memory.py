@@ -16,7 +16,7 @@ from hystax.agents.memory import (
 )
 from hystax.agents.memory.ssm import S5Layer, discretize, hippo_n_eig, s5_init
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 scan = jax.jit(reset_aware_scan, static_argnames="time_axis")
 loop = jax.jit(reset_aware_loop)

@@ -15,7 +15,7 @@ from hystax.envs import check_env, make, meta
 from hystax.envs.meta import MetaEnv, orthogonal, trial_returns
 from hystax.envs.registry import is_registered
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 KEY = jax.random.PRNGKey(0)
 NUM_ENVS = 256

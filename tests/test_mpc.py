@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hystax.agents import mpc
-from hystax.envs import continual
+from hystax.envs import continual_suites as continual
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 H, M = 10, 2
 

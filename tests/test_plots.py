@@ -1,4 +1,4 @@
-"""Tests for hystax.stats (bootstrap CIs, IQM, regret slopes) and hystax.plots (figures)."""
+"""Tests for hystax.core.stats (bootstrap CIs, IQM, regret slopes) and hystax.plots (figures)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from hystax import plots, rundir, stats
-from hystax.errors import HystaxError
+from hystax import plots, rundir
+from hystax.core import stats
+from hystax.core.errors import HystaxError
 
 # ----------------------------------------------------------------------------- stats
 
@@ -164,7 +165,7 @@ def test_import_is_cheap():
     # matplotlib must not be imported by `import hystax.plots` (checked in a fresh interpreter)
     import subprocess
 
-    code = "import sys, hystax.plots, hystax.stats; print('matplotlib' in sys.modules)"
+    code = "import sys, hystax.plots, hystax.core.stats; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -23,7 +23,7 @@ from hystax.envs import check_env, make  # hystax first: conftest imports it
 from hystax.envs.popgym import LEVELS, env_class
 from hystax.envs.popgym import cards as C
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 NAMES = {"Autoencode": "autoencode", "Concentration": "concentration",
          "CountRecall": "count_recall", "HigherLower": "higher_lower",

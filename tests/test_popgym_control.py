@@ -18,7 +18,7 @@ from hystax.envs import check_env, make
 from hystax.envs.popgym import cartpole, pendulum
 
 import hystax  # noqa: F401 -- sets XLA flags before jax starts
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("popgym")

@@ -17,7 +17,7 @@ from hystax.envs import check_env, make
 from hystax.envs.popgym import battleship, minesweeper, multiarmed_bandit
 
 import hystax  # noqa: F401 -- sets XLA flags before jax starts
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 gym = pytest.importorskip("gymnasium")
 ref_battleship = pytest.importorskip("popgym.envs.battleship")

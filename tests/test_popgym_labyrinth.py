@@ -14,7 +14,7 @@ from hystax.envs import check_env
 from hystax.envs.popgym.labyrinth import EnvState, LabyrinthEscape, LabyrinthExplore
 
 import hystax
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 popgym = pytest.importorskip("popgym")
 pytest.importorskip("mazelib")

@@ -9,7 +9,7 @@ import pytest
 
 from hystax import envs
 from hystax.agents import ppo
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 TINY = dict(total_timesteps=4 * 16 * 3, num_envs=4, num_steps=16, num_minibatches=2,
             update_epochs=2, hidden_sizes=(16,))

@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hystax.agents import ppo, recurrent_ppo
-from hystax.agents.api import default_hparams
+from hystax.agents.algorithm import default_hparams
 
 import hystax
 from hystax.envs.popgym.repeat_previous import RepeatPrevious
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 # A small memory probe: bsuite MemoryChain (the context bit is shown only at t = 0, the
 # reward at t = 5 is +1 for recalling it, -1 otherwise).

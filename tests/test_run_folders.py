@@ -7,7 +7,7 @@ import pytest
 
 from hystax import rundir
 from hystax.cli import main
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 # each command with the cheapest valid arguments; the folder is refused before any compute
 COMMANDS = {

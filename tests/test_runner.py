@@ -11,7 +11,7 @@ import pytest
 
 from hystax import envs, rundir
 from hystax.agents import ppo
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 from hystax.runner import train
 
 SMALL = dict(total_timesteps=4 * 16 * 10, num_envs=4, num_steps=16, num_minibatches=2,

@@ -9,7 +9,7 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import json, jax, numpy as np
     from hystax.runner import train
-    from hystax.errors import HystaxError
+    from hystax.core.errors import HystaxError
     small = dict(total_timesteps=4 * 16 * 6, num_envs=4, num_steps=16, num_minibatches=2,
                  update_epochs=2, hidden_sizes=(16,))
     kw = dict(seeds=4, out_dir=None, progress=False, plots=False, chunk_updates=3, **small)

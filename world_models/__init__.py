@@ -1,10 +1,11 @@
 """World models: dynamics networks, continual world models (the HyperCRL hypernetwork and its
-baselines, :mod:`.continual` for the API), and online world models on locality-sensitive sparse
+baselines; :mod:`.continual_api` for the API, :mod:`.continual_methods` for the table), and online
+world models on locality-sensitive sparse
 encodings (:mod:`.losse`, :mod:`.ftl`) with their MLP baselines (:mod:`.online`).
 
 ``METHOD_NAMES`` lists the continual methods and ``ONLINE_MODEL_NAMES`` the online (Dyna) world
 models without importing them (``hystax list`` stays light);
-:data:`hystax.world_models.continual.METHODS` maps the former to their constructors and
+:data:`hystax.world_models.continual_methods.METHODS` maps the former to their constructors and
 :func:`hystax.world_models.online.make_online_model` builds the latter.
 """
 

@@ -15,14 +15,15 @@ negative log-likelihood.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hystax.errors import require
+from hystax.core.errors import require
+from hystax.core.nn import activation, hidden_layers
+from hystax.core.transitions import Transitions
 
 __all__ = [
     "DynamicsMLP",
@@ -35,14 +36,6 @@ __all__ = [
     "normalised_inputs",
     "predict_next",
 ]
-
-
-class Transitions(NamedTuple):
-    """A batch of transitions: obs [N, n], action [N, m], next_obs [N, n]."""
-
-    obs: jax.Array
-    action: jax.Array
-    next_obs: jax.Array
 
 
 def check_transitions(data: Transitions, obs_dim: int | None = None,
@@ -123,9 +116,7 @@ class DynamicsMLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array):
-        act = getattr(nn, self.activation)
-        for width in self.hidden:
-            x = act(nn.Dense(width)(x))
+        x = hidden_layers(x, self.hidden, activation(self.activation))
         out = nn.Dense(self.obs_dim * (2 if self.gaussian else 1))(x)
         if not self.gaussian:
             return out

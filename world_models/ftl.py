@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from hystax.errors import require
+from hystax.core.errors import require
 
 __all__ = [
     "LAYOUTS",

@@ -61,10 +61,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from hystax.world_models.continual import (
+
+from hystax.core.errors import HystaxError, require
+from hystax.world_models.continual_api import (
     ContinualMethod,
     check_task,
-    register_method,
     set_normaliser,
     stacked_normalisers,
     task_normaliser,
@@ -78,8 +79,6 @@ from hystax.world_models.dynamics import (
     delta_loss,
     predict_next,
 )
-
-from hystax.errors import HystaxError, require
 
 __all__ = [
     "HnetState",
@@ -375,7 +374,7 @@ def hnet(obs_dim: int, act_dim: int, num_tasks: int, *, hidden: Sequence[int] = 
          lookahead: bool = True, chunked: int | None = None, chunk_emb_dim: int = 8,
          recurrent: bool = False, gaussian: bool = False, lr: float = 1e-3, clip: float = 5.0,
          main_net: nn.Module | None = None) -> ContinualMethod:
-    """HyperCRL as a :class:`~hystax.world_models.continual.ContinualMethod` (see the module doc).
+    """HyperCRL as a :class:`~hystax.world_models.continual_api.ContinualMethod` (see the module doc).
 
     ``hidden`` / ``gaussian`` shape the default main net ``DynamicsMLP(obs_dim, hidden,
     gaussian)``; ``main_net`` replaces it with any flax module mapping [..., n + m] to [..., n]
@@ -475,6 +474,3 @@ def hnet_chunked(obs_dim: int, act_dim: int, num_tasks: int, *,
     """:func:`hnet` with a chunked generator (chunks of ``HNET_CHUNK_SIZE``, hidden [32, 32])."""
     return hnet(obs_dim, act_dim, num_tasks, chunked=chunked, hnet_hidden=hnet_hidden, **options)
 
-
-register_method("hnet", hnet)
-register_method("hnet-chunked", hnet_chunked)

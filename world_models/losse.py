@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from hystax.errors import require
+from hystax.core.errors import require
 from hystax.world_models import ftl
 
 __all__ = [

@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from hystax.agents.networks import MLP
-from hystax.errors import require, unknown_name
+from hystax.core.errors import require, unknown_name
+from hystax.core.nn import MLP
 from hystax.world_models import ONLINE_MODEL_NAMES, ftl, losse
 
 __all__ = ["MODELS", "OnlineModelConfig", "OnlineWorldModel", "Replay", "Scales", "fit_scales",

@@ -7,8 +7,8 @@ DynLin-UCB and the DLB baselines (runs and regrets: :mod:`.dlb_runs`).
 
 from functools import partial
 
-from hystax.agents.bandits.api import Policy, ProblemInfo, make_info
-from hystax.agents.bandits.baselines import (
+from hystax.agents.bandits.policy import Policy, ProblemInfo, make_info
+from hystax.agents.bandits.dlb_baselines import (
     SETTINGS,
     batch_exp3,
     clairvoyant,
@@ -57,7 +57,7 @@ ALGORITHMS = {
     "batch-exp3": batch_exp3,
     "ucb1": ucb1,
     "expert": expert,
-    # the DLB authors' constants, row by row (hystax.agents.bandits.baselines, "reference")
+    # the DLB authors' constants, row by row (hystax.agents.bandits.dlb_baselines, "reference")
     "lin-ucb-1-ref": partial(lin_ucb, lam=1.0, settings="reference"),
     "lin-ucb-logT-ref": partial(lin_ucb, lam="logT", settings="reference"),
     "d-lin-ucb-1-ref": partial(d_lin_ucb, lam=1.0, settings="reference"),

@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from hystax.agents.bandits.api import Policy, make_info
-from hystax.agents.bandits.runner import Played, noise_of_rounds, play, play_seeds
-from hystax.errors import require
+from hystax.agents.bandits.policy import Policy, make_info
+from hystax.agents.bandits.bandit_runner import Played, noise_of_rounds, play, play_seeds
+from hystax.core.errors import require
 
 __all__ = ["RunResult", "dlb_regrets", "round_noise", "run", "run_seeds"]
 
@@ -80,7 +80,7 @@ def run_seeds(policy: Policy, problem, seeds, horizon: int, record_every: int | 
               bounds: dict | None = None) -> RunResult:
     """:func:`run` vmapped over seeds: ``seeds`` is a count S (seeds 0..S-1) or a list of ints;
     seed s uses ``PRNGKey(s)``, so every policy sees the same noise for the same seed. The seed
-    axis is sharded over the most devices that divide S (:mod:`hystax.sharding`)."""
+    axis is sharded over the most devices that divide S (:mod:`hystax.core.sharding`)."""
     _check_dlb(policy, problem)
     info = make_info(problem, horizon, **(bounds or {}))
     return dlb_regrets(play_seeds(policy, problem, info, seeds, horizon, record_every))

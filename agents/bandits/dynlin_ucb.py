@@ -27,9 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.api import Policy, ProblemInfo
+from hystax.agents.bandits.policy import Policy, ProblemInfo
 
-from hystax.errors import require
+from hystax.core.errors import require
 
 RHO_BAR_EVERY_ROUND = 1e-6
 """Below this rho_bar, DynLin-UCB updates at every round from round 0 (as the reference)."""
@@ -61,7 +61,7 @@ def epoch_schedule(rho_bar: float, horizon: int) -> np.ndarray:
 def busy_rounds(info: ProblemInfo, horizon: int) -> np.ndarray:
     """The rounds in which DynLin-UCB acts or learns (bool [horizon], numpy, the same for every
     seed): round 0, each update round S_m and the round after it. The bandit runner skips
-    ``act``/``update`` in the others (:class:`~hystax.agents.bandits.api.Policy` ``schedule``).
+    ``act``/``update`` in the others (:class:`~hystax.agents.bandits.policy.Policy` ``schedule``).
     The epoch lengths come from :func:`epoch_length`, the very function the state's own
     bookkeeping uses (in float64), so the two agree to the last bit of the log."""
     rho_bar = float(info.rho_bar)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 
 def reset_aware_combine(earlier, later):

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from hystax.agents.memory.rnn import GRULayer, LSTMLayer, MLPLayer
 from hystax.agents.memory.ssm import C_INITS, DISCRETIZATIONS, S4D_INITS, S4DLayer, S5Layer
 
-from hystax.errors import require, unknown_name
+from hystax.core.errors import require, unknown_name
 
 MODELS = ("s5", "s4d", "gru", "lstm", "mlp")
 GLUS = ("full", "half", "none")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-from hystax.errors import require
+from hystax.core.errors import require
 
 LEVELS = ("easy", "medium", "hard")
 

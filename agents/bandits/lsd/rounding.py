@@ -63,8 +63,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.api import Policy, check_horizon
-from hystax.agents.bandits.lsd.runner import LSDInfo
+from hystax.agents.bandits.policy import Policy, check_horizon
+from hystax.agents.bandits.lsd.lsd_runs import LSDInfo
 from hystax.agents.bandits.lsd.planning import (
     LPSolution,
     cycle_table,
@@ -79,7 +79,7 @@ from hystax.envs.lsd import (
     state_index,
 )
 
-from hystax.errors import require
+from hystax.core.errors import require
 
 __all__ = [
     "CyclePlan",

@@ -65,10 +65,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.api import Policy, ProblemInfo
+from hystax.agents.bandits.policy import Policy, ProblemInfo
 from hystax.agents.bandits.dynlin_ucb import dynlin_constants
 
-from hystax.errors import require
+from hystax.core.errors import require
 
 __all__ = ["SETTINGS", "batch_exp3", "batch_exp3_reference_constants", "clairvoyant",
            "d_lin_ucb", "d_lin_ucb_beta", "exp3", "exp3_reference_scale", "expert", "lin_ucb",

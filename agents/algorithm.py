@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 Metrics = dict[str, jax.Array]
 MAX_TIMESTEPS = 2**31 - 1  # env-step counters are int32: no config may ask for more

@@ -2,7 +2,8 @@
 
 Tasks arrive one after another (same state and action spaces, different dynamics) and a method
 trains on the current task's data only. Every method (the hypernetwork of
-:mod:`hystax.world_models.hypernet`, the baselines of :mod:`hystax.world_models.baselines`)
+:mod:`hystax.world_models.hypernet`, the baselines of :mod:`.finetune`, :mod:`.replay` and
+:mod:`.regularisers`; :mod:`.continual_methods` is their table)
 provides::
 
     init(key) -> state                               # capacity = method's num_tasks
@@ -16,7 +17,7 @@ Every method state has ``norms``: a :class:`~hystax.world_models.dynamics.Normal
 leading [num_tasks] axis (per-task input normalisation, fixed shapes under jit), and
 ``seen``: [num_tasks] bool, the tasks begun so far.
 
->>> method = make_method("hnet", obs_dim=3, act_dim=1, num_tasks=5)
+>>> method = make_method("hnet", obs_dim=3, act_dim=1, num_tasks=5)   # .continual_methods
 >>> state = method.init(key)
 >>> state = method.begin_task(state, 0, data)
 >>> state, losses = fit(method, state, data, task=0, steps=1000, batch_size=64, key=key)
@@ -32,19 +33,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from hystax.errors import require, unknown_name
+from hystax.core.errors import require
 from hystax.world_models.dynamics import Normaliser, Transitions, check_transitions, fit_normaliser
 
 __all__ = [
-    "METHODS",
     "ContinualMethod",
     "check_task",
     "fit",
     "fit_steps",
-    "make_method",
     "mse_on",
     "one_step_mse",
-    "register_method",
     "set_normaliser",
     "stacked_normalisers",
     "task_normaliser",
@@ -142,24 +140,3 @@ def one_step_mse(method: ContinualMethod, state, data: Transitions, task: int) -
     check_task(method, task)
     data = check_transitions(data, method.obs_dim, method.act_dim)
     return float(mse_on(method, state, data, jnp.int32(task)))
-
-
-METHODS: dict[str, Callable[..., ContinualMethod]] = {}
-"""Method name -> constructor ``(obs_dim, act_dim, num_tasks, **options) -> ContinualMethod``
-(filled by :func:`register_method` in the modules that define methods)."""
-
-
-def register_method(name: str, constructor: Callable[..., ContinualMethod]) -> None:
-    METHODS[name] = constructor
-
-
-def make_method(name: str, obs_dim: int, act_dim: int, num_tasks: int,
-                **options) -> ContinualMethod:
-    """The method called ``name`` (see :data:`METHODS`) for these dimensions and capacity."""
-    from hystax.world_models import baselines, hypernet  # noqa: F401  (they register)
-
-    if name not in METHODS:
-        raise unknown_name("continual method", name, METHODS)
-    for what, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("num_tasks", num_tasks)):
-        require(isinstance(value, int) and value > 0, f"{what} must be a positive int, got {value!r}")
-    return METHODS[name](obs_dim, act_dim, num_tasks, **options)

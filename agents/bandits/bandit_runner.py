@@ -1,5 +1,5 @@
 """The one bandit runner: any :class:`~hystax.envs.bandit_rounds.BanditProblem`, any
-:class:`~hystax.agents.bandits.api.Policy`, one jitted scan over rounds, vmapped over seeds.
+:class:`~hystax.agents.bandits.policy.Policy`, one jitted scan over rounds, vmapped over seeds.
 
 >>> out = play_seeds(policy, problem, info, seeds=8, horizon=20_000)
 >>> out.reward[:, -1]                 # cumulative expected reward per seed
@@ -25,10 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hystax import sharding
-from hystax.agents.bandits.api import Policy, record_interval, seed_list
+from hystax.core import sharding
+from hystax.agents.bandits.policy import Policy, record_interval, seed_list
 from hystax.envs.bandit_rounds import BanditProblem
-from hystax.errors import require
+from hystax.core.errors import require
 
 __all__ = ["MAX_CHUNK", "Played", "busy_rounds", "chunk_keys", "chunk_noise", "collect",
            "compiled_play", "noise_chunk", "noise_of_rounds", "play", "play_rounds", "play_seeds",

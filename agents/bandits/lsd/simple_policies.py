@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.api import Policy
+from hystax.agents.bandits.policy import Policy
 
-from hystax.errors import require
+from hystax.core.errors import require
 
 __all__ = ["scheduled", "thompson", "ucb1"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 AXIS = "seeds"
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hystax.errors import HystaxError
+from hystax.core.errors import HystaxError
 
 __all__ = [
     "mean_and_bootstrap_ci",

@@ -1,4 +1,4 @@
-"""Playing LSD learners through the one bandit runner (:mod:`hystax.agents.bandits.runner`).
+"""Playing LSD learners through the one bandit runner (:mod:`hystax.agents.bandits.bandit_runner`).
 
 A learner is a :class:`hystax.agents.bandits.Policy` whose ``init(key, info)`` gets an
 :class:`LSDInfo` (what it may know: K, the caps, the initial states, the horizon, the noise
@@ -21,10 +21,10 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.api import Policy, check_horizon
-from hystax.agents.bandits.runner import Played, play, play_seeds
+from hystax.agents.bandits.policy import Policy, check_horizon
+from hystax.agents.bandits.bandit_runner import Played, play, play_seeds
 
-from hystax.errors import require
+from hystax.core.errors import require
 
 __all__ = ["LSDInfo", "LSDRunResult", "make_info", "run", "run_seeds"]
 
@@ -90,7 +90,7 @@ def run(policy: Policy, problem, key: jax.Array, horizon: int,
 def run_seeds(policy: Policy, problem, seeds, horizon: int,
               record_every: int | None = None) -> LSDRunResult:
     """:func:`run` vmapped over seeds (a count S or a list of ints; seed s uses PRNGKey(s)),
-    the seed axis sharded over the devices (:mod:`hystax.sharding`)."""
+    the seed axis sharded over the devices (:mod:`hystax.core.sharding`)."""
     _check_lsd(problem)
     return _result(play_seeds(policy, problem, make_info(problem, horizon), seeds, horizon,
                               record_every))

@@ -32,9 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
+from hystax.core.transitions import Transitions
 from hystax.envs.registry import make, override_params
 
-from hystax.errors import HystaxError, require, unknown_name
+from hystax.core.errors import HystaxError, require, unknown_name
 
 __all__ = [
     "SUITES",
@@ -67,8 +68,7 @@ class Rollout(NamedTuple):
     terminated: jax.Array
 
     def transitions(self):
-        """(obs, action, next_obs) as :class:`hystax.world_models.dynamics.Transitions`."""
-        from hystax.world_models.dynamics import Transitions
+        """(obs, action, next_obs) as :class:`hystax.core.transitions.Transitions`."""
 
         return Transitions(self.obs, self.action, self.next_obs)
 

@@ -6,9 +6,9 @@ A policy::
     act(state, key, t) -> arm index (int32 [], indexes info.arms, or K + e for extra_arms[e])
     update(state, arm, reward, t) -> state
 
-Policies are played by the one bandit runner (:mod:`hystax.agents.bandits.runner`) on any
+Policies are played by the one bandit runner (:mod:`hystax.agents.bandits.bandit_runner`) on any
 problem with the round protocol (:mod:`hystax.envs.bandit_rounds`); DLB runs and regrets are in
-:mod:`hystax.agents.bandits.dlb_runs`, LSD runs in :mod:`hystax.agents.bandits.lsd.runner`.
+:mod:`hystax.agents.bandits.dlb_runs`, LSD runs in :mod:`hystax.agents.bandits.lsd.lsd_runs`.
 
 For DLB, ``info`` (:class:`ProblemInfo`) holds what a learner may know: the arms, d, the
 horizon and the spec's bounds (rho_bar, phi_bar, Theta, Omega, B_bar, U_bar, X_bar, sigma,
@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from flax import struct
 
-from hystax.errors import HystaxError, require
+from hystax.core.errors import HystaxError, require
 
 __all__ = ["Policy", "ProblemInfo", "check_horizon", "make_info", "record_interval", "seed_list"]
 
