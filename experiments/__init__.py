@@ -1,1 +1,1 @@
-"""Experiment scripts and benchmarks (``python -m hystax.experiments.bench_ppo``)."""
+"""Experiment scripts and benchmarks (``python -m hystax.experiments.bench.bench_ppo``)."""

@@ -429,7 +429,7 @@ def _bench(args, rest) -> int:
     from hystax.rundir import create_run_dir
 
     run_dir = create_run_dir(args.out_dir, args.name, stem=args.what, overwrite=args.overwrite)
-    bench = importlib.import_module(f"hystax.experiments.bench_{args.what}")
+    bench = importlib.import_module(f"hystax.experiments.bench.bench_{args.what}")
     bench.main(quick=args.quick, out=str(run_dir / f"bench_{args.what}.json"),
                progress=not args.no_progress)
     return 0

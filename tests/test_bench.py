@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from hystax.experiments import bench_ppo
+from hystax.experiments.bench import bench_ppo
 
 ROW_KEYS = {"name", "seeds", "updates_per_seed", "env_steps", "env_steps_per_s", "run_s",
             "run_s_all", "compile_s"}
@@ -55,7 +55,7 @@ def test_quick_bench_writes_json_with_positive_numbers(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_quick_memory_bench_writes_tables(tmp_path):
-    from hystax.experiments import bench_memory
+    from hystax.experiments.bench import bench_memory
 
     results = bench_memory.main(quick=True, out=str(tmp_path / "bench_memory.json"))
     assert {r["model"] for r in results["layers"]} == {"s5", "s5-before", "s4d", "gru", "lstm"}

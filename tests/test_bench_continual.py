@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from hystax.experiments import bench_continual
+from hystax.experiments.bench import bench_continual
 
 
 def _positive(x) -> bool:

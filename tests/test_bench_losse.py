@@ -1,4 +1,4 @@
-"""Smoke test of the Losse-FTL scaling benchmark (``python -m hystax.experiments.bench_losse
+"""Smoke test of the Losse-FTL scaling benchmark (``python -m hystax.experiments.bench.bench_losse
 --quick``); no timing thresholds."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from hystax.experiments import bench_losse
+from hystax.experiments.bench import bench_losse
 
 
 def _positive(x) -> bool:

@@ -12,7 +12,8 @@ from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, run_seeds
 from hystax.agents.bandits import bandit_runner as runner
 from hystax.agents.bandits import policy as api
 from hystax.envs.dlb import preset
-from hystax.experiments import bench_bandits, dlb
+from hystax.experiments import dlb
+from hystax.experiments.bench import bench_bandits
 
 from hystax import cli
 from hystax.core.stats import loglog_slope

@@ -1,7 +1,7 @@
 """Losse-FTL: update time and memory vs the number of features D at a fixed number of active
 features k; sparse FTL vs dense FTL vs dense recursive least squares (RLS).
 
-``python -m hystax.experiments.bench_losse [--quick] [--out PATH]`` measures, in float32:
+``python -m hystax.experiments.bench.bench_losse [--quick] [--out PATH]`` measures, in float32:
 
 1. the time of one FTL update (:func:`~hystax.world_models.ftl.update_batch`) per transition
    against D. The features are Losse encodings (:mod:`hystax.world_models.losse`) of a fixed
@@ -65,7 +65,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hystax.experiments.bench_common import bench_cli, finish, machine_info
+from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info
 from hystax.progress import PartBar
 from hystax.world_models import ftl, losse
 

@@ -54,8 +54,8 @@ def write_results(results: dict, out: str | Path) -> Path:
 
 def bench_cli(main: Callable[..., dict], name: str, doc: str,
               argv: list[str] | None = None) -> int:
-    """``python -m hystax.experiments.bench_<name> [--quick] [--out PATH]``."""
-    parser = argparse.ArgumentParser(prog=f"python -m hystax.experiments.bench_{name}",
+    """``python -m hystax.experiments.bench.bench_<name> [--quick] [--out PATH]``."""
+    parser = argparse.ArgumentParser(prog=f"python -m hystax.experiments.bench.bench_{name}",
                                      description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     parser.add_argument("--out", default=f"runs/bench_{name}.json", help="where the JSON goes")

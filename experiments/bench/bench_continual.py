@@ -1,7 +1,7 @@
 """Continual world models: CEM plans/s with a learned model, model-update time per task, memory
 vs the number of tasks seen.
 
-``python -m hystax.experiments.bench_continual [--quick] [--out PATH]`` (or
+``python -m hystax.experiments.bench.bench_continual [--quick] [--out PATH]`` (or
 ``hystax bench continual``) measures, in float32:
 
 1. plans/s of :func:`~hystax.agents.mpc.cem_plan` (``num_samples`` 500, ``num_elites`` 50,
@@ -53,7 +53,7 @@ from hystax.agents.mpc import (
     random_shooting_plan,
 )
 from hystax.envs.continual_suites import collect_random, suite
-from hystax.experiments.bench_common import bench_cli, finish, machine_info
+from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info
 from hystax.progress import PartBar
 from hystax.world_models.continual_api import fit
 from hystax.world_models.continual_methods import make_method

@@ -1,6 +1,6 @@
 """PPO-MLP on CartPole-v1: training throughput and the runner's overhead.
 
-``python -m hystax.experiments.bench_ppo [--quick] [--out PATH]`` (or ``hystax bench ppo``)
+``python -m hystax.experiments.bench.bench_ppo [--quick] [--out PATH]`` (or ``hystax bench ppo``)
 measures, with the default ``ppo.Config()`` structure (4 envs x 128 steps per update):
 
 1. steady-state env-steps/s of ``jax.jit(jax.vmap(train))(keys)`` for 1 seed and for 64
@@ -28,7 +28,7 @@ from hystax import runner
 from hystax.core import sharding
 from hystax.agents import ppo
 from hystax.agents.algorithm import merge_hparams
-from hystax.experiments.bench_common import bench_cli, machine_info, write_results
+from hystax.experiments.bench.bench_tools import bench_cli, machine_info, write_results
 from hystax.progress import PartBar
 
 ENV = "CartPole-v1"

@@ -1,6 +1,6 @@
 """LSD bandits: planner wall time vs K and horizon; learners' rounds/s, vmapped vs a numpy loop.
 
-``python -m hystax.experiments.bench_lsd [--quick] [--out PATH]`` (or ``hystax bench lsd``)
+``python -m hystax.experiments.bench.bench_lsd [--quick] [--out PATH]`` (or ``hystax bench lsd``)
 measures, in float64 throughout:
 
 1. the exact DP (``dp_value`` and ``dp_plan``) on random monotone recharging instances
@@ -47,7 +47,7 @@ from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_roundin
 from hystax.agents.bandits.lsd.lsd_runs import make_info
 from hystax.envs.lsd import preset, random_monotone
 from hystax.experiments.bandit_reference import numpy_isi_comb_ucb1, numpy_lp_rounding_ucb
-from hystax.experiments.bench_common import bench_cli, finish, machine_info
+from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info
 from hystax.progress import PartBar
 
 import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)

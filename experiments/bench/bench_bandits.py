@@ -1,6 +1,6 @@
 """DynLin-UCB on the DLB real preset: jitted+vmapped ``run_seeds`` vs a plain numpy loop, and memory in T.
 
-``python -m hystax.experiments.bench_bandits [--quick] [--out PATH]`` (or ``hystax bench bandits``)
+``python -m hystax.experiments.bench.bench_bandits [--quick] [--out PATH]`` (or ``hystax bench bandits``)
 measures, for DynLin-UCB with lambda = log T on the ``real`` preset (float64 throughout):
 
 1. rounds/s of ``jit(vmap(run over seeds))`` for 100 seeds x T = 10^5 (one ``lax.scan`` over
@@ -35,7 +35,7 @@ from hystax.agents.bandits import clairvoyant, dynlin_ucb, make_info
 from hystax.agents.bandits.dlb_runs import dlb_regrets
 from hystax.envs.dlb import preset
 from hystax.experiments.bandit_reference import numpy_dynlin_ucb
-from hystax.experiments.bench_common import bench_cli, finish, machine_info
+from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info
 from hystax.progress import PartBar
 
 import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)

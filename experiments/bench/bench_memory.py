@@ -1,6 +1,6 @@
 """Memory models: layer speed, recurrent-PPO throughput and compile time vs depth.
 
-``python -m hystax.experiments.bench_memory [--quick] [--out PATH]`` (or ``hystax bench
+``python -m hystax.experiments.bench.bench_memory [--quick] [--out PATH]`` (or ``hystax bench
 memory``) measures, side by side in one run:
 
 1. forward + backward time of one S5 / S4D / GRU / LSTM layer (``SequenceModel`` with one
@@ -32,7 +32,7 @@ import hystax
 from hystax.agents import ppo
 from hystax.agents.algorithm import default_hparams
 from hystax.agents.memory import SequenceModel
-from hystax.experiments.bench_common import bench_cli, machine_info, write_results
+from hystax.experiments.bench.bench_tools import bench_cli, machine_info, write_results
 from hystax.progress import PartBar
 
 LAYER_MODELS = ("s5", "s5-before", "s4d", "gru", "lstm")
