@@ -40,9 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
-from hystax.envs.continual_suites import Rollout
 
-from hystax.core.errors import HystaxError, require, unknown_name
+from hystax.core.errors import HystaxError, is_int, require, unknown_name
+from hystax.envs.continual_suites import Rollout
 
 __all__ = [
     "PLANNERS",
@@ -60,9 +60,6 @@ __all__ = [
 Predict = Callable[[Any, jax.Array, jax.Array], jax.Array]
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 def _bound(value, name: str) -> tuple[float, ...]:
@@ -108,7 +105,7 @@ class MPCConfig:
     def __post_init__(self):
         for name in ("horizon", "num_samples", "num_elites", "iterations"):
             value = getattr(self, name)
-            require(_is_int(value), f"MPCConfig: {name} must be an int, got {value!r}")
+            require(is_int(value), f"MPCConfig: {name} must be an int, got {value!r}")
             require(value > 0, f"MPCConfig: {name} must be positive, got {value}")
         require(self.num_elites <= self.num_samples,
                 f"MPCConfig: num_elites ({self.num_elites}) must be at most num_samples ({self.num_samples})")
@@ -154,7 +151,8 @@ class PlanInfo(NamedTuple):
 
 def initial_mean(config: MPCConfig, act_dim: int) -> jax.Array:
     """The cold-start mean [H, m]: the centre of the action bounds at every step."""
-    require(_is_int(act_dim) and act_dim > 0, f"initial_mean: act_dim must be a positive int, got {act_dim!r}")
+    require(is_int(act_dim) and act_dim > 0,
+            f"initial_mean: act_dim must be a positive int, got {act_dim!r}")
     low, high = config.bounds(act_dim)
     return jnp.broadcast_to((low + high) / 2, (config.horizon, act_dim))
 
@@ -383,7 +381,7 @@ def mpc_episode(env, env_params, predict: Predict, params, reward_fn: RewardFn, 
     Compiled once per (env, predict, reward_fn, termination_fn, steps, config, method,
     quantize, to_env_action); pass the same function objects to reuse it.
     """
-    require(_is_int(steps) and steps > 0, f"mpc_episode: steps must be a positive int, got {steps!r}")
+    require(is_int(steps) and steps > 0, f"mpc_episode: steps must be a positive int, got {steps!r}")
     require(callable(reward_fn), "mpc_episode: a reward_fn(obs, action, next_obs) is needed to "
             "plan (this suite has none: pass reward_fn= to task_sequence)")
     require(isinstance(config, MPCConfig), f"mpc_episode: config must be an MPCConfig, got {type(config).__name__}")

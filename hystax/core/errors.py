@@ -1,9 +1,12 @@
-"""The one error type for bad user input, and close-match suggestions for names."""
+"""The one error type for bad user input, close-match suggestions for names, and the small
+checks every layer uses to name bad input."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+
+import numpy as np
 
 
 class HystaxError(ValueError):
@@ -35,3 +38,8 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`HystaxError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise HystaxError(message)
+
+
+def is_int(x) -> bool:
+    """Whether ``x`` is a Python or numpy integer (a bool is not)."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)

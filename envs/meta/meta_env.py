@@ -1,38 +1,5 @@
-"""Meta-RL with random projections: any env family as a meta-RL task (gymnax 1.0 API).
-
-One episode of :class:`MetaEnv` is a *meta-episode*: a task is drawn (inner env params plus
-random orthogonal projections of observations and, for Box actions, of actions) and the inner
-env is played for ``num_trials`` trials of that task. A trial's end does not end the episode,
-so a recurrent policy keeps its hidden state across trials and can adapt in context.
-
->>> env = MetaEnv(CartPole(), sample_params, num_trials=4, project_obs=True,
-...               project_actions=False, split="test")
->>> obs, state = env.reset(key, env.default_params)
-
-Observation (float32 1-D), in this order::
-
-    projected inner obs [obs_dim] | previous action [A] | previous reward [1]
-    | trial-done flag [1] | first-step flag [1]
-
-``A`` is ``n`` (one-hot) for Discrete(n) actions and ``d`` (the policy's own action, in the
-projected space, clipped to the bounds) for Box actions. The previous action/reward are zero
-only on the meta-episode's first step; at a trial boundary they carry the last step of the
-previous trial. The trial-done flag is 1 on the first step of every trial after the first;
-the first-step flag is 1 on the first step of the meta-episode.
-
-Tasks, and held-out tasks: a task is an integer ``index``; its params and projections come from
-``fold_in(PRNGKey(seed), index)``. The train split draws ``index`` from ``[0, num_tasks)``, the
-test split from ``[num_tasks, 2 * num_tasks)``, so the two task sets are disjoint and
-reproducible. ``sample_params(key, split)`` also sees the split, and the built-in families use
-it for out-of-distribution physics: train params lie in the middle 60% of each range, test
-params in the two outer 20% tails. The split and the task count live in :class:`MetaParams`
-(``split`` 0 = train, 1 = test), so one compiled ``step`` serves both splits:
-
->>> test_params = env.params_for("test")          # held-out tasks, same env, no recompile
-
-Registered families (see :func:`register_all`): ``meta/CartPole``,
-``meta/CartPole-SameStart``, ``meta/Pendulum``, ``meta/BernoulliBandit``. :func:`trial_returns` turns a reward stream into per-trial returns.
-"""
+"""The meta-RL wrapper :class:`MetaEnv`: any env family as a meta-RL task (the package doc,
+:mod:`hystax.envs.meta`, describes the observation, the trials and the task splits)."""
 
 from __future__ import annotations
 
@@ -44,28 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
-from gymnax.environments.classic_control.cartpole import CartPole
-from gymnax.environments.classic_control.cartpole import EnvParams as CartPoleParams
-from gymnax.environments.classic_control.pendulum import EnvParams as PendulumParams
-from gymnax.environments.classic_control.pendulum import Pendulum
 
+from hystax.core.errors import HystaxError, is_int, require
 from hystax.core.spaces import flat_bounds, shape_of
-from hystax.core.errors import HystaxError, require
 
-__all__ = [
-    "BanditParams",
-    "KArmedBandit",
-    "MetaEnv",
-    "MetaParams",
-    "MetaState",
-    "bandit_family",
-    "cartpole_family",
-    "cartpole_same_start_family",
-    "orthogonal",
-    "pendulum_family",
-    "register_all",
-    "trial_returns",
-]
+__all__ = ["DEFAULT_NUM_TASKS", "MAX_TASKS", "SPLITS", "MetaEnv", "MetaParams", "MetaState",
+           "SampleParams", "orthogonal"]
 
 SPLITS = ("train", "test")
 MAX_TASKS = 2**24
@@ -166,13 +117,13 @@ class MetaEnv(environment.Environment):
                  split: str = "train", num_tasks: int = DEFAULT_NUM_TASKS,
                  same_start: bool = False, seed: int = 0, name: str | None = None):
         super().__init__()
-        require(_is_int(num_trials) and num_trials >= 1,
+        require(is_int(num_trials) and num_trials >= 1,
                 f"MetaEnv: num_trials must be a positive int, got {num_trials!r}")
         _check_split(split)
         _check_num_tasks(num_tasks)
         require(callable(sample_params),
                 f"MetaEnv: sample_params must be callable, got {type(sample_params).__name__}")
-        require(obs_dim is None or (_is_int(obs_dim) and obs_dim >= 1),
+        require(obs_dim is None or (is_int(obs_dim) and obs_dim >= 1),
                 f"MetaEnv: obs_dim must be a positive int or None, got {obs_dim!r}")
         require(obs_dim is None or project_obs,
                 "MetaEnv: obs_dim needs project_obs=True (without a projection the obs "
@@ -219,7 +170,7 @@ class MetaEnv(environment.Environment):
         self._base_key = jax.random.PRNGKey(self.seed)
         inner_cap = getattr(example, "max_steps_in_episode", None)
         self._max_steps = (self.num_trials * int(inner_cap)
-                           if _is_int(inner_cap) and self.num_trials * int(inner_cap) < 2**30
+                           if is_int(inner_cap) and self.num_trials * int(inner_cap) < 2**30
                            else 2**30)
 
     # --- gymnax API ----------------------------------------------------------------------
@@ -236,7 +187,7 @@ class MetaEnv(environment.Environment):
         num_tasks = self.num_tasks if num_tasks is None else num_tasks
         _check_num_tasks(num_tasks)
         cap = self._max_steps if max_steps_in_episode is None else max_steps_in_episode
-        require(_is_int(cap) and cap >= 1,
+        require(is_int(cap) and cap >= 1,
                 f"MetaEnv: max_steps_in_episode must be a positive int, got {cap!r}")
         return MetaParams(split=SPLITS.index(split), num_tasks=int(num_tasks),
                           max_steps_in_episode=int(cap))
@@ -388,269 +339,16 @@ class MetaEnv(environment.Environment):
         return jnp.reshape(inner, self._action_shape)
 
 
-# --- per-trial returns -------------------------------------------------------------------------
-
-
-def trial_returns(rewards: Any, trial_index: Any, trial_done: Any, num_trials: int,
-                  done: Any = None) -> np.ndarray:
-    """Per-trial returns of the completed meta-episodes in a reward stream.
-
-    Args:
-      rewards: float ``[T]`` or ``[T, B]`` (time first; ``B`` independent envs).
-      trial_index: int ``[T]``/``[T, B]``, ``info["trial_index"]``.
-      trial_done: bool ``[T]``/``[T, B]``, ``info["trial_done"]``.
-      num_trials: trials per meta-episode.
-      done: optional bool ``[T]``/``[T, B]`` meta-episode ends (``terminated | truncated``);
-        needed only when a step cap can cut a meta-episode short.
-
-    Returns:
-      float64 ``[E, num_trials]``: one row per meta-episode that completed all its trials,
-      in order of env column, then time. Meta-episodes cut at the stream's ends are dropped.
-    """
-    require(_is_int(num_trials) and num_trials >= 1,
-            f"trial_returns: num_trials must be a positive int, got {num_trials!r}")
-    rewards = np.asarray(rewards, np.float64)
-    require(rewards.ndim in (1, 2),
-            f"trial_returns: rewards must be [T] or [T, B], got shape {rewards.shape}")
-    arrays = [np.asarray(trial_index), np.asarray(trial_done, bool)]
-    if done is not None:
-        arrays.append(np.asarray(done, bool))
-    for array in arrays:
-        require(array.shape == rewards.shape,
-                f"trial_returns: shapes differ: {array.shape} vs rewards {rewards.shape}")
-    if rewards.ndim == 1:
-        return _trial_returns_1d(rewards, *arrays, num_trials=num_trials)
-    rows = [_trial_returns_1d(*(a[:, b] for a in (rewards, *arrays)), num_trials=num_trials)
-            for b in range(rewards.shape[1])]
-    return np.concatenate(rows, axis=0)
-
-
-def _trial_returns_1d(rewards, trial_index, trial_done, done=None, *, num_trials):
-    """float64 [E, num_trials] for one env's stream [T]."""
-    if rewards.size == 0:
-        return np.zeros((0, num_trials))
-    end = np.logical_and(trial_done, trial_index == num_trials - 1)
-    if done is not None:
-        end = np.asarray(done, bool)
-    start = np.ones_like(end)
-    start[1:] = end[:-1] | (trial_index[1:] < trial_index[:-1])
-    episode = np.cumsum(start) - 1
-    out = np.zeros((episode[-1] + 1, num_trials))
-    np.add.at(out, (episode, np.clip(trial_index, 0, num_trials - 1)), rewards)
-    last = np.r_[start[1:], True]                  # last step of each episode
-    complete = np.zeros(len(out), bool)
-    complete[episode[last]] = end[last] & (trial_index[last] == num_trials - 1) \
-        & trial_done[last]
-    complete[0] &= trial_index[0] == 0             # stream began mid-episode
-    return out[complete]
-
-
-# --- a k-armed Bernoulli bandit ------------------------------------------------------------------
-
-
-@struct.dataclass
-class BanditState(environment.EnvState):
-    time: jax.Array
-
-
-@struct.dataclass
-class BanditParams(environment.EnvParams):
-    """``probs``: float32 [k] success probability of each arm; a trial is
-    ``max_steps_in_episode`` pulls."""
-
-    probs: jax.Array = struct.field(default_factory=lambda: jnp.full((5,), 0.5, jnp.float32))
-    max_steps_in_episode: int = 1
-
-
-class KArmedBandit(environment.Environment):
-    """k-armed Bernoulli bandit: action ``a`` pays 1 with probability ``probs[a]``, else 0.
-
-    The observation is the constant ``[1.0]``; an episode is ``max_steps_in_episode`` pulls.
-    """
-
-    def __init__(self, num_arms: int = 5):
-        super().__init__()
-        require(_is_int(num_arms) and num_arms >= 2,
-                f"KArmedBandit: num_arms must be an int >= 2, got {num_arms!r}")
-        self.num_arms = int(num_arms)
-
-    @property
-    def default_params(self) -> BanditParams:
-        return BanditParams(probs=jnp.full((self.num_arms,), 0.5, jnp.float32))
-
-    def reset_env(self, key, params):
-        return jnp.ones((1,), jnp.float32), BanditState(time=jnp.int32(0))
-
-    def step_env(self, key, state, action, params):
-        reward = jax.random.bernoulli(key, params.probs[action]).astype(jnp.float32)
-        state = BanditState(time=state.time + 1)
-        return jnp.ones((1,), jnp.float32), state, reward, jnp.array(False), {}
-
-    def is_terminated(self, state, params):
-        return jnp.array(False)
-
-    @property
-    def name(self) -> str:
-        return f"KArmedBandit-{self.num_arms}"
-
-    @property
-    def num_actions(self) -> int:
-        return self.num_arms
-
-    def action_space(self, params=None) -> spaces.Discrete:
-        return spaces.Discrete(self.num_arms)
-
-    def observation_space(self, params=None) -> spaces.Box:
-        return spaces.Box(1.0, 1.0, (1,), jnp.float32)
-
-
-# --- families ------------------------------------------------------------------------------------
-
-TAIL = 0.2
-"""Fraction of each parameter range held out at each end for the test split."""
-
-
-def split_uniform(key: jax.Array, low: Any, high: Any, split: jax.Array) -> jax.Array:
-    """float32 uniform on the middle ``1 - 2 TAIL`` of ``[low, high]`` (``split`` 0, train) or
-    on its two outer ``TAIL`` fractions (``split`` 1, test); the two sets are disjoint.
-    ``low``/``high``: floats or arrays [P] (one draw per entry, one random call in all)."""
-    low, high = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)
-    width = TAIL * (high - low)
-    u = jax.random.uniform(key, low.shape, jnp.float32)
-    train = low + width + u * (high - low - 2 * width)
-    tails = low + 2 * width * u
-    test = jnp.where(tails < low + width, tails, tails + high - low - 2 * width)
-    return jnp.where(split == 1, test, train)
-
-
-CARTPOLE_RANGES = {"length": (0.25, 1.0), "masspole": (0.05, 0.5), "masscart": (0.5, 2.0),
-                   "force_mag": (5.0, 15.0)}
-PENDULUM_RANGES = {"m": (0.5, 1.5), "l": (0.5, 1.5), "g": (8.0, 12.0)}
-BANDIT_GOOD_RANGE = (0.5, 1.0)
-BANDIT_BAD_RANGE = (0.0, 0.4)
-
-
-def _sample_ranges(key: jax.Array, ranges: dict[str, tuple[float, float]], split) -> dict:
-    """{name: float32 scalar} drawn by :func:`split_uniform` from each range."""
-    low, high = zip(*ranges.values())
-    values = split_uniform(key, low, high, split)
-    return {name: values[i] for i, name in enumerate(ranges)}
-
-
-def _sample_cartpole(trial_steps: int) -> SampleParams:
-    base = CartPoleParams(max_steps_in_episode=trial_steps)
-
-    def sample(key, split):
-        v = _sample_ranges(key, CARTPOLE_RANGES, split)
-        return base.replace(**v, total_mass=v["masscart"] + v["masspole"],
-                            polemass_length=v["masspole"] * v["length"])
-    return sample
-
-
-def _sample_pendulum(trial_steps: int) -> SampleParams:
-    base = PendulumParams(max_steps_in_episode=trial_steps)
-
-    def sample(key, split):
-        return base.replace(**_sample_ranges(key, PENDULUM_RANGES, split))
-    return sample
-
-
-def _sample_bandit(num_arms: int, pulls_per_trial: int) -> SampleParams:
-    def sample(key, split):
-        arm_key, good_key = jax.random.split(key)
-        u = jax.random.uniform(arm_key, (num_arms + 1,), jnp.float32)
-        good_arm = jnp.minimum(jnp.floor(u[0] * num_arms), num_arms - 1).astype(jnp.int32)
-        bad = BANDIT_BAD_RANGE[0] + u[1:] * (BANDIT_BAD_RANGE[1] - BANDIT_BAD_RANGE[0])
-        good = split_uniform(good_key, *BANDIT_GOOD_RANGE, split)
-        probs = jnp.where(jnp.arange(num_arms) == good_arm, good, bad)
-        return BanditParams(probs=probs, max_steps_in_episode=pulls_per_trial)
-    return sample
-
-
-def cartpole_family(*, split: str = "train", num_trials: int = 4, trial_steps: int = 200,
-                    obs_dim: int | None = None, same_start: bool = False,
-                    num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0,
-                    name: str = "meta/CartPole") -> MetaEnv:
-    """``meta/CartPole``: gymnax CartPole-v1 with random pole length, pole/cart mass and force
-    (``CARTPOLE_RANGES``; test split from the held-out tails) and a random orthogonal
-    projection of the 4-d observation; ``num_trials`` trials of at most ``trial_steps``."""
-    require(_is_int(trial_steps) and trial_steps >= 1,
-            f"meta/CartPole: trial_steps must be a positive int, got {trial_steps!r}")
-    return MetaEnv(CartPole(), _sample_cartpole(int(trial_steps)), num_trials=num_trials,
-                   project_obs=True, project_actions=False, obs_dim=obs_dim, split=split,
-                   num_tasks=num_tasks, same_start=same_start, seed=seed, name=name)
-
-
-def cartpole_same_start_family(*, split: str = "train", num_trials: int = 16,
-                               trial_steps: int = 200, obs_dim: int | None = None,
-                               num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0) -> MetaEnv:
-    """``meta/CartPole-SameStart``: ``meta/CartPole`` with 16 trials that all start from the
-    meta-reset's state (popjaxrl's meta-CartPole setting), so what one trial teaches about
-    the task replays in the next."""
-    return cartpole_family(split=split, num_trials=num_trials, trial_steps=trial_steps,
-                           obs_dim=obs_dim, same_start=True, num_tasks=num_tasks, seed=seed,
-                           name="meta/CartPole-SameStart")
-
-
-def pendulum_family(*, split: str = "train", num_trials: int = 4, trial_steps: int = 200,
-                    obs_dim: int | None = None, same_start: bool = False,
-                    num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0) -> MetaEnv:
-    """``meta/Pendulum``: gymnax Pendulum-v1 with random mass, length and gravity
-    (``PENDULUM_RANGES``) and random orthogonal projections of observations and actions."""
-    require(_is_int(trial_steps) and trial_steps >= 1,
-            f"meta/Pendulum: trial_steps must be a positive int, got {trial_steps!r}")
-    return MetaEnv(Pendulum(), _sample_pendulum(int(trial_steps)), num_trials=num_trials,
-                   project_obs=True, project_actions=True, obs_dim=obs_dim, split=split,
-                   num_tasks=num_tasks, same_start=same_start, seed=seed, name="meta/Pendulum")
-
-
-def bandit_family(*, split: str = "train", num_arms: int = 5, num_trials: int = 20,
-                  pulls_per_trial: int = 1, num_tasks: int = DEFAULT_NUM_TASKS,
-                  seed: int = 0) -> MetaEnv:
-    """``meta/BernoulliBandit``: a ``num_arms``-armed Bernoulli bandit with one good arm
-    (probability from ``BANDIT_GOOD_RANGE``, test split from its tails) and bad arms from
-    ``BANDIT_BAD_RANGE``; a trial is ``pulls_per_trial`` pulls (default one, as in RL²)."""
-    require(_is_int(pulls_per_trial) and pulls_per_trial >= 1,
-            f"meta/BernoulliBandit: pulls_per_trial must be a positive int, "
-            f"got {pulls_per_trial!r}")
-    bandit = KArmedBandit(num_arms)
-    return MetaEnv(bandit, _sample_bandit(bandit.num_arms, int(pulls_per_trial)),
-                   num_trials=num_trials, project_obs=False, project_actions=False,
-                   split=split, num_tasks=num_tasks, seed=seed, name="meta/BernoulliBandit")
-
-
-FAMILIES: dict[str, Callable[..., MetaEnv]] = {
-    "meta/CartPole": cartpole_family,
-    "meta/CartPole-SameStart": cartpole_same_start_family,
-    "meta/Pendulum": pendulum_family,
-    "meta/BernoulliBandit": bandit_family,
-}
-
-
-def register_all() -> None:
-    """Register the :data:`FAMILIES` (``meta/CartPole``, ``meta/CartPole-SameStart``,
-    ``meta/Pendulum``, ``meta/BernoulliBandit``); idempotent."""
-    from hystax.envs.registry import is_registered, register
-    for name, factory in FAMILIES.items():
-        if not is_registered(name):
-            register(name, factory)
-
-
-# --- small helpers -------------------------------------------------------------------------------
-
-
 def _check_split(split: Any) -> None:
     require(isinstance(split, str) and split in SPLITS,
             f"MetaEnv: unknown split {split!r} (valid: {', '.join(SPLITS)})")
 
 
 def _check_num_tasks(num_tasks: Any) -> None:
-    require(_is_int(num_tasks) and 1 <= num_tasks <= MAX_TASKS,
+    require(is_int(num_tasks) and 1 <= num_tasks <= MAX_TASKS,
             f"MetaEnv: num_tasks must be an int in [1, 2**24], got {num_tasks!r}")
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 
