@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
+
 from hystax.envs.popgym import LEVELS, level_index
 
 SHIP_SIZES = (2, 3, 3, 4)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
+
 from hystax.envs.popgym import LEVELS, level_index
 
 DECK_SIZE = 52
@@ -106,3 +107,41 @@ class CardEnv(environment.Environment):
 
     def observation_space(self, params=None) -> spaces.Box:
         return spaces.Box(0.0, 1.0, (self.obs_dim,), jnp.float32)
+
+
+@struct.dataclass
+class DeckState(environment.EnvState):
+    deck: jax.Array  # popgym's Deck.idx: card ids, dealt from the end
+
+
+class DealtDeckEnv(CardEnv):
+    """Base of the games that deal one card of a shuffled ``N = 52 * num_decks`` deck per step
+    and show one feature of it (``SHOWN``: "suit" or "rank", as a one-hot); ``N - 1`` steps.
+
+    A subclass's ``LEVEL_SETTINGS`` start with the number of decks (an int, or a tuple whose
+    first entry it is); it calls ``super().__init__(level, num_actions)`` and defines
+    ``step_env``; ``self.shown(deck, i)`` is the observation of the i-th card dealt.
+    """
+
+    SHOWN: str = "suit"
+
+    def __init__(self, level: str, num_actions: int):
+        super().__init__(level)
+        self.num_decks = self.settings if isinstance(self.settings, int) else self.settings[0]
+        self.num_cards = DECK_SIZE * self.num_decks
+        self.episode_length = self.num_cards - 1
+        self.num_actions = num_actions
+        self.obs_dim = NUM_SUITS if self.SHOWN == "suit" else NUM_RANKS
+
+    def shown(self, deck: jax.Array, i) -> jax.Array:
+        """float32 [obs_dim]: the one-hot suit or rank of the i-th card dealt."""
+        card = dealt(deck, i)
+        return one_hot(suit(card) if self.SHOWN == "suit" else rank(card), self.obs_dim)
+
+    def reset_with_deck(self, deck: jax.Array):
+        """``(obs, state)`` for a given shuffled deck (popgym's ``Deck.idx`` order)."""
+        state = DeckState(time=jnp.int32(0), deck=jnp.asarray(deck, jnp.int32))
+        return self.shown(state.deck, 0), state
+
+    def reset_env(self, key, params):
+        return self.reset_with_deck(shuffled_deck(key, self.num_decks))

@@ -19,7 +19,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import spaces
 from gymnax.environments.classic_control import cartpole as gymnax_cartpole
-from hystax.envs.popgym.control import ControlEnv, uniform_and_normal
+
+from hystax.envs.popgym.control import ControlEnv, NoisyObservation, uniform_and_normal
 
 EnvState = gymnax_cartpole.EnvState  # x, x_dot, theta, theta_dot, time
 
@@ -103,25 +104,12 @@ class VelocityOnlyCartPole(_CartPole):
         return spaces.Box(-jnp.inf, jnp.inf, (2,), jnp.float32)
 
 
-class NoisyPositionOnlyCartPole(PositionOnlyCartPole):
+class NoisyPositionOnlyCartPole(NoisyObservation, PositionOnlyCartPole):
     """PositionOnlyCartPole with Gaussian observation noise (POPGym ``NoisyPositionOnlyCartPole``).
 
     - obs: ``clip([x, theta] + N(0, sigma^2 I), -[4.8, 0.419], [4.8, 0.419])``, fresh noise
-      at reset and at every step.
+      at reset and at every step; sigma per level as :class:`NoisyObservation` (0.1, 0.2, 0.3).
     - action, reward, episode end: as ``PositionOnlyCartPole`` with ``L = 200`` at every level.
-
-    ====== =====
-    level  sigma
-    ====== =====
-    easy   0.1
-    medium 0.2
-    hard   0.3
-    ====== =====
     """
 
-    LENGTHS = (200, 200, 200)
-    SIGMAS = (0.1, 0.2, 0.3)
-
-    def _obs(self, state, noise):
-        high = np.array([X_HIGH, THETA_HIGH], np.float32)
-        return jnp.clip(super()._obs(state, noise) + self.noise_sigma * noise, -high, high)
+    OBS_HIGH = np.array([X_HIGH, THETA_HIGH], np.float32)

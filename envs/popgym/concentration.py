@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment
+
 from hystax.envs.popgym import cards
 
 

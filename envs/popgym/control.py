@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import environment
+
 from hystax.envs.popgym import LEVELS, level_index
 
 _OPEN_LOW = float(np.nextafter(np.float32(-1), np.float32(0)))  # as jax.random.normal uses
@@ -56,3 +57,26 @@ class ControlEnv(environment.Environment):
     @property
     def name(self) -> str:
         return f"popgym/{type(self).__name__}{self.level.capitalize()}"
+
+
+class NoisyObservation:
+    """Mixin for the POPGym ``Noisy...`` variants (put it before the variant it makes noisy):
+    the observation plus N(0, sigma² I) noise, clipped to the box [-OBS_HIGH, OBS_HIGH], with
+    ``L = 200`` at every level.
+
+    ====== =====
+    level  sigma
+    ====== =====
+    easy   0.1
+    medium 0.2
+    hard   0.3
+    ====== =====
+    """
+
+    LENGTHS = (200, 200, 200)
+    SIGMAS = (0.1, 0.2, 0.3)
+    OBS_HIGH: ClassVar[Any]
+
+    def _obs(self, state, noise):
+        high = self.OBS_HIGH
+        return jnp.clip(super()._obs(state, noise) + self.noise_sigma * noise, -high, high)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-from flax import struct
-from gymnax.environments import environment
+
 from hystax.envs.popgym import cards
 
-
-@struct.dataclass
-class EnvState(environment.EnvState):
-    deck: jax.Array  # popgym's Deck.idx: card ids, dealt from the end
+EnvState = cards.DeckState
 
 
-class HigherLower(cards.CardEnv):
+class HigherLower(cards.DealtDeckEnv):
     """HigherLower: one card of ``N = 52 * num_decks`` is shown per step; the agent guesses
     whether the next card's rank is higher or lower (counting cards helps).
 
@@ -29,21 +24,10 @@ class HigherLower(cards.CardEnv):
 
     LEVEL_SETTINGS = (1, 2, 3)  # num_decks
 
+    SHOWN = "rank"
+
     def __init__(self, level: str = "easy"):
-        super().__init__(level)
-        self.num_decks = self.settings
-        self.num_cards = cards.DECK_SIZE * self.num_decks
-        self.episode_length = self.num_cards - 1
-        self.num_actions = 2
-        self.obs_dim = cards.NUM_RANKS
-
-    def reset_with_deck(self, deck: jax.Array):
-        """``(obs, state)`` for a given shuffled deck (popgym's ``Deck.idx`` order)."""
-        state = EnvState(time=jnp.int32(0), deck=jnp.asarray(deck, jnp.int32))
-        return cards.one_hot(cards.rank(cards.dealt(state.deck, 0)), cards.NUM_RANKS), state
-
-    def reset_env(self, key, params):
-        return self.reset_with_deck(cards.shuffled_deck(key, self.num_decks))
+        super().__init__(level, 2)
 
     def step_env(self, key, state, action, params):
         current = cards.rank(cards.dealt(state.deck, state.time))

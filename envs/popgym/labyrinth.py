@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
+
 from hystax.envs.popgym import level_index
 
 FREE, WALL, START, GOAL = 0, 1, 2, 3

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 from gymnax.environments.classic_control import pendulum as gymnax_pendulum
-from hystax.envs.popgym.control import ControlEnv, uniform_and_normal
+
+from hystax.envs.popgym.control import ControlEnv, NoisyObservation, uniform_and_normal
 
 EnvState = gymnax_pendulum.EnvState  # theta, theta_dot, last_u, time
 
@@ -76,26 +77,15 @@ class PositionOnlyPendulum(ControlEnv):
         return spaces.Box(-1.0, 1.0, (2,), jnp.float32)
 
 
-class NoisyPositionOnlyPendulum(PositionOnlyPendulum):
+class NoisyPositionOnlyPendulum(NoisyObservation, PositionOnlyPendulum):
     """PositionOnlyPendulum with Gaussian observation noise (POPGym
     ``NoisyPositionOnlyPendulum``).
 
     - obs: ``clip([cos(theta), sin(theta)] + N(0, sigma^2 I), -1, 1)``, fresh noise at reset
       and at every step. The clip matters: earlier JAX ports left it out, so observations
       left the declared [-1, 1] box.
-    - action, reward, episode end: as ``PositionOnlyPendulum`` with ``L = 200`` at every level.
-
-    ====== =====
-    level  sigma
-    ====== =====
-    easy   0.1
-    medium 0.2
-    hard   0.3
-    ====== =====
+    - action, reward, episode end: as ``PositionOnlyPendulum`` with ``L = 200`` at every level;
+      sigma per level as :class:`NoisyObservation` (0.1, 0.2, 0.3).
     """
 
-    LENGTHS = (200, 200, 200)
-    SIGMAS = (0.1, 0.2, 0.3)
-
-    def _obs(self, state, noise):
-        return jnp.clip(super()._obs(state, noise) + self.noise_sigma * noise, -1.0, 1.0)
+    OBS_HIGH = 1.0
