@@ -242,7 +242,7 @@ def test_bad_learner_and_planner_input():
 
 @pytest.mark.slow
 def test_learner_alpha_regret_is_sublinear_at_scale():
-    """R2, T = 10^5: the README's figure (slope 0.57 over the last 90% of rounds, 10 seeds)."""
+    """R2, T = 10^5: the figure in docs/bandits.md (slope 0.57 over the last 90% of rounds, 10 seeds)."""
     from hystax.core.stats import loglog_slope
 
     problem, horizon = lsd.preset("R2"), 100_000

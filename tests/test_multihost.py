@@ -8,7 +8,7 @@ bit-identical; the losses may differ in their last float32 bits, because XLA com
 per-device program for 2 seeds instead of 4 and may order a sum's terms differently. That
 difference is bounded here (1e-4 relative, 1e-6 absolute, after 4 updates). With the same
 layout in one process (2 CPU devices, ``--xla_force_host_platform_device_count=2``) the whole
-metrics.csv is bit-identical (README, Devices and hosts); that layout is not run here, because two
+metrics.csv is bit-identical (docs/training.md, Devices and hosts); that layout is not run here, because two
 simulated CPU devices can deadlock jaxlib 0.10's LAPACK calls, which two processes cannot."""
 
 import os

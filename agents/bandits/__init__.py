@@ -1,5 +1,5 @@
-"""Bandit agents: a shared pure-function API (:mod:`.api`), one runner (:mod:`.runner`),
-DynLin-UCB and the DLB baselines (runs and regrets: :mod:`.dlb_runs`).
+"""Bandit agents: a shared pure-function API (:mod:`.policy`), one runner (:mod:`.bandit_runner`),
+DynLin-UCB and the DLB baselines (:mod:`.dlb_baselines`; runs and regrets: :mod:`.dlb_runs`).
 
 >>> from hystax.agents.bandits import ALGORITHMS, run_seeds
 >>> out = run_seeds(ALGORITHMS["dynlin-ucb-logT"](), problem, seeds=8, horizon=20_000)
