@@ -120,7 +120,16 @@ def _is_number(x: Any) -> bool:
 
 
 def replace_config(config, overrides: Mapping[str, Any]):
-    """``dataclasses.replace`` with a clear error for unknown fields."""
+    """``dataclasses.replace`` with a clear error for unknown fields.
+
+    A nested settings field (a dataclass, e.g. PPO's ``memory``) takes a dict of its fields
+    (as ``config.json`` holds it), merged into its current value. Where the nested class has
+    ``FLAT_NAMES`` (flat name -> its field), those names are routed into it, so
+    ``memory_layers=4`` sets ``memory.layers`` and ``memory="gru"`` (the field's own name
+    with a plain value) sets ``memory.model``, keeping the other memory settings. A nested
+    dict wins over flat names for the same field (a saved nested dict is complete).
+    """
+    overrides = _route_flat_names(config, overrides)
     fields = {f.name for f in dataclasses.fields(config)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -131,3 +140,22 @@ def replace_config(config, overrides: Mapping[str, Any]):
               for k, v in overrides.items()
               if isinstance(v, Mapping) and dataclasses.is_dataclass(getattr(config, k))}
     return dataclasses.replace(config, **{**overrides, **nested})  # nested: from config.json
+
+
+def _route_flat_names(config, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` with the flat names of ``config``'s nested settings gathered into one
+    entry per nested field (see :func:`replace_config`)."""
+    overrides, fields = dict(overrides), [f.name for f in dataclasses.fields(config)]
+    for field in fields:
+        flat = getattr(getattr(config, field), "FLAT_NAMES", None)
+        if not flat:
+            continue
+        routed = {flat[name]: overrides.pop(name) for name in list(overrides)
+                  if name in flat and (name not in fields or (name == field and not (
+                      isinstance(overrides[name], Mapping)
+                      or dataclasses.is_dataclass(overrides[name]))))}
+        if routed:
+            given = overrides.pop(field, {})
+            overrides[field] = (replace_config(given, routed) if dataclasses.is_dataclass(given)
+                                 else {**routed, **given})
+    return overrides

@@ -1,7 +1,9 @@
 """Recurrent PPO: PPO whose policy carries a memory (S5, S4D, GRU, LSTM or MLP).
 
-Used by :mod:`hystax.agents.ppo` when ``config.memory != "none"``
-(``hystax train ppo --memory s5 --env popgym/RepeatPreviousEasy``).
+Reached through :mod:`hystax.agents.ppo` when its config's ``memory.model`` is not "none"
+(``hystax train ppo --memory s5 --env popgym/RepeatPreviousEasy``); the memory and the
+actor-critic around it are described by ``config.memory``, a
+:class:`~hystax.agents.memory.MemoryConfig`.
 
 * Acting: the memory steps one observation at a time; ``starts`` is the *previous* step's
   done (gymnax auto-resets inside ``step``, so the observation after a done is the next
@@ -17,12 +19,13 @@ Used by :mod:`hystax.agents.ppo` when ``config.memory != "none"``
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+
+from hystax.agents import ppo_parts
 from hystax.agents.algorithm import Algorithm
 from hystax.agents.memory import SSM_PARAMS, SequenceModel
 from hystax.agents.networks import RecurrentActorCritic
@@ -43,29 +46,17 @@ class RecurrentTrainState(flax.struct.PyTreeNode):
     hparams: dict[str, jax.Array]
 
 
-class RecurrentTransition(flax.struct.PyTreeNode):
-    """One acting step; leaves ``[num_envs, ...]`` (``[T, num_envs, ...]`` after the scan).
+class RecurrentTransition(ppo_parts.Transition):
+    """A :class:`~hystax.agents.ppo_parts.Transition` with the memory's ``start`` flags and
+    ``previous_final_value``, V(final observation of the *previous* step)."""
 
-    ``previous_final_value`` is V(final observation of the *previous* step)."""
-
-    obs: jax.Array
     start: jax.Array
-    action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
-    reward: jax.Array
-    terminated: jax.Array
-    done: jax.Array
-    final_obs: jax.Array  # pre-reset next observation
     previous_final_value: jax.Array
-    info: dict
 
 
 def memory_model(config) -> SequenceModel:
-    """The :class:`SequenceModel` described by a PPO ``config``."""
-    from hystax.agents.ppo import memory_settings
-
-    return SequenceModel(**memory_settings(config))
+    """The :class:`SequenceModel` of a PPO ``config``'s ``memory``."""
+    return SequenceModel(config.memory)
 
 
 def scale_ssm_updates(updates, factor):
@@ -78,22 +69,12 @@ def scale_ssm_updates(updates, factor):
 
 
 def make_algorithm(config, env, env_params) -> Algorithm:
-    """Recurrent PPO as ``init(key, hparams)`` / ``update(state)`` for one seed."""
-    from hystax.agents.ppo import (
-        annealed_lr,
-        clipped_ppo_loss,
-        episode_metrics,
-        gae_advantages,
-        make_optimizer,
-        minibatch_epochs,
-        policy_distribution,
-        prepare_env,
-    )
-
-    env, discrete, action_dim, to_env_action = prepare_env(config, env, env_params)
-    memory = memory_model(config)
-    network = RecurrentActorCritic(action_dim, discrete, memory, config.encoder_sizes,
-                                   config.hidden_sizes, config.activation, config.separate_memory)
+    """Recurrent PPO (a ``ppo.Config`` with a memory model) as ``init(key, hparams)`` /
+    ``update(state)`` for one seed."""
+    env, discrete, action_dim, to_env_action = ppo_parts.prepare_env(config, env, env_params)
+    network = RecurrentActorCritic(action_dim, discrete, memory_model(config),
+                                   config.memory.encoder_sizes, config.hidden_sizes,
+                                   config.activation, config.memory.separate)
     n_envs, n_mb = config.num_envs, config.num_minibatches
     envs_per_minibatch = n_envs // n_mb
 
@@ -103,7 +84,7 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         carry = network.initialize_carry(n_envs)
         start = jnp.ones((n_envs,), bool)
         params = network.init(k_net, carry, obs[None], start[None])
-        opt_state = make_optimizer(hparams, hparams["lr"]).init(params)
+        opt_state = ppo_parts.make_optimizer(hparams, hparams["lr"]).init(params)
         return RecurrentTrainState(params, opt_state, env_state, obs, start, obs, carry, key,
                                    jnp.zeros((), jnp.int32), hparams)
 
@@ -119,26 +100,26 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         # logits / means are [1, 2 envs, A]; a Gaussian's log std [A] is shared
         policy_out = jax.tree.map(lambda x: x[0, :n_envs] if x.ndim > 1 else x, policy_out)
         value, previous_final_value = value[0, :n_envs], value[0, n_envs:]
-        pi = policy_distribution(policy_out, discrete)
+        pi = ppo_parts.policy_distribution(policy_out, discrete)
         action = pi.sample(seed=k_act)
         obs, env_state, reward, terminated, truncated, info = env.step(
             k_env, state.env_state, to_env_action(action), env_params)
         done = jnp.logical_or(terminated, truncated)
         transition = RecurrentTransition(
-            state.obs, state.start, action, pi.log_prob(action), value,
-            reward.astype(jnp.float32) * state.hparams["reward_scale"],
-            terminated.astype(jnp.float32), done.astype(jnp.float32), info["final_observation"],
-            previous_final_value,
-            {k: info[k] for k in ("returned_episode", "returned_episode_returns",
-                                  "returned_episode_lengths")})
+            obs=state.obs, action=action, log_prob=pi.log_prob(action), value=value,
+            reward=reward.astype(jnp.float32) * state.hparams["reward_scale"],
+            terminated=terminated.astype(jnp.float32), done=done.astype(jnp.float32),
+            final_obs=info["final_observation"], start=state.start,
+            previous_final_value=previous_final_value,
+            info={k: info[k] for k in ppo_parts.EPISODE_INFO})
         state = state.replace(env_state=env_state, obs=obs, start=done,
                               final_obs=info["final_observation"], carry=carry, key=key)
         return state, transition
 
     def loss_fn(params, carry, batch: RecurrentTransition, advantages, targets, *, hparams):
         _, (policy_out, value) = network.apply(params, carry, batch.obs, batch.start)
-        return clipped_ppo_loss(policy_distribution(policy_out, discrete), value, batch,
-                                advantages, targets, hparams)
+        return ppo_parts.clipped_ppo_loss(ppo_parts.policy_distribution(policy_out, discrete),
+                                          value, batch, advantages, targets, hparams)
 
     def collect(state: RecurrentTrainState):
         """One rollout: ``(state, (rollout-start carry, traj, final_values))``, where
@@ -153,25 +134,16 @@ def make_algorithm(config, env, env_params) -> Algorithm:
 
     def update(state: RecurrentTrainState):
         state, (rollout_carry, traj, final_values) = collect(state)
-        hp = state.hparams
-        advantages, targets = gae_advantages(traj, final_values, hp["gamma"], hp["gae_lambda"])
-        tx = make_optimizer(hp, annealed_lr(config, state))
-        data = (rollout_carry, traj.replace(info={}, final_obs=None, previous_final_value=None),
-                advantages, targets)
+        steps = traj.replace(info={}, final_obs=None, previous_final_value=None)
 
-        def trajectory_minibatches(key):  # envs permuted and split: [n_mb, ..., envs/n_mb, ...]
+        def trajectory_minibatches(key, advantages, targets):  # [n_mb, ..., envs/n_mb, ...]
             groups = jax.random.permutation(key, n_envs).reshape(n_mb, envs_per_minibatch)
-            return jax.tree.map(lambda x: jnp.moveaxis(x[:, groups], 1, 0), data)
+            return jax.tree.map(lambda x: jnp.moveaxis(x[:, groups], 1, 0),
+                                (rollout_carry, steps, advantages, targets))
 
-        (params, opt_state, key), stats = minibatch_epochs(
-            state.params, state.opt_state, state.key, partial(loss_fn, hparams=hp), tx,
-            config.update_epochs, trajectory_minibatches,
-            transform_updates=lambda u: scale_ssm_updates(u, hp["ssm_lr_scale"]))
-        state = state.replace(params=params, opt_state=opt_state, key=key,
-                              update=state.update + 1)
-        metrics = {"env_steps": state.update * n_envs * config.num_steps,
-                   **episode_metrics(traj.info), **jax.tree.map(jnp.mean, stats)}
-        return state, metrics
+        return ppo_parts.learn(
+            config, state, traj, final_values, loss_fn, trajectory_minibatches,
+            transform_updates=lambda u: scale_ssm_updates(u, state.hparams["ssm_lr_scale"]))
 
     def evaluate(params, key, eval_env_params, num_steps: int, reset_on: str | None = None):
         """Run the policy (sampling) from fresh envs for ``num_steps`` steps under
@@ -190,7 +162,7 @@ def make_algorithm(config, env, env_params) -> Algorithm:
             key, k_act, k_env = jax.random.split(key, 3)
             carry, (policy_out, _) = network.apply(params, carry, obs[None], start[None])
             policy_out = jax.tree.map(lambda x: x[0] if x.ndim > 1 else x, policy_out)
-            action = policy_distribution(policy_out, discrete).sample(seed=k_act)
+            action = ppo_parts.policy_distribution(policy_out, discrete).sample(seed=k_act)
             obs, env_state, reward, terminated, truncated, info = env.step(
                 k_env, env_state, to_env_action(action), eval_env_params)
             done = jnp.logical_or(terminated, truncated)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hystax.agents.memory import (
     MODELS,
+    MemoryConfig,
     SequenceModel,
     reset_aware_loop,
     reset_aware_scan,
@@ -166,18 +167,17 @@ def _inputs(t=12, b=3, h=8, seed=0):
     return x, starts
 
 
-MODEL_CASES = [("s5", {}), ("s5", {"blocks": 2, "discretization": "bilinear",
-                                  "clip_eigs": True, "conj_sym": False}),
+MODEL_CASES = [*((name, {}) for name in MODELS),  # every cell of the table, then variants
+               ("s5", {"blocks": 2, "discretization": "bilinear", "clip_eigs": True,
+                       "conj_sym": False}),
                ("s5", {"glu": "half", "ffn": 2, "c_init": "trunc_normal", "layer_norm": False,
                        "dt_min": 1e-3, "dt_max": 1e-1}),
-               ("s4d", {}), ("s4d", {"s4d_init": "inv", "discretization": "bilinear",
-                                     "glu": "none"}),
-               ("gru", {}), ("lstm", {}), ("mlp", {})]
+               ("s4d", {"s4d_init": "inv", "discretization": "bilinear", "glu": "none"})]
 
 
 @pytest.mark.parametrize("name,kwargs", MODEL_CASES)
 def test_sequence_model_parallel_equals_stepping(name, kwargs):
-    model = SequenceModel(name, d_model=8, num_layers=2, state_size=8, **kwargs)
+    model = SequenceModel(MemoryConfig(name, d_model=8, layers=2, state_size=8, **kwargs))
     x, starts = _inputs()
     carry = model.initialize_carry(3)
     params = model.init(jax.random.PRNGKey(2), carry, (x, starts))
@@ -205,7 +205,7 @@ def test_sequence_model_parallel_equals_stepping(name, kwargs):
 def test_sequence_model_under_x64_keeps_its_dtypes(x64, name):
     """With ``jax_enable_x64`` on, float64 inputs still give float32 outputs and a carry of
     the documented dtype, sequence and step alike (the layer scan needs equal carry types)."""
-    model = SequenceModel(name, d_model=8, num_layers=2, state_size=8)
+    model = SequenceModel(MemoryConfig(name, d_model=8, layers=2, state_size=8))
     x, starts = _inputs()
     x = x.astype(jnp.float64)
     carry = model.initialize_carry(3)
@@ -222,7 +222,7 @@ def test_sequence_model_under_x64_keeps_its_dtypes(x64, name):
 @pytest.mark.parametrize("name", MODELS)
 def test_init_vmaps_over_seeds(name):
     """jit(vmap(init)) over several seeds (a peer library hangs here with a GRU)."""
-    model = SequenceModel(name, d_model=4, state_size=4)
+    model = SequenceModel(MemoryConfig(name, d_model=4, state_size=4))
     x, starts = _inputs(t=5, b=2, h=4)
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
     params = jax.jit(jax.vmap(lambda k: model.init(k, model.initialize_carry(2), (x, starts))))(keys)
@@ -236,7 +236,7 @@ def test_layers_are_scanned_not_unrolled():
     x, starts = _inputs(t=4, b=2, h=8)
     shapes = {}
     for depth in (1, 3):
-        model = SequenceModel("s5", d_model=8, num_layers=depth, state_size=8)
+        model = SequenceModel(MemoryConfig("s5", d_model=8, layers=depth, state_size=8))
         params = jax.eval_shape(model.init, jax.random.PRNGKey(0), model.initialize_carry(2),
                                 (x, starts))
         flat = jax.tree_util.tree_flatten_with_path(params)[0]
@@ -248,7 +248,8 @@ def test_layers_are_scanned_not_unrolled():
 def test_s5_step_sizes_start_in_the_configured_range():
     x, starts = _inputs(t=4, b=2, h=8)
     for dt_min, dt_max in ((1e-3, 1e-1), (0.01, 1.0)):
-        model = SequenceModel("s5", d_model=8, state_size=64, dt_min=dt_min, dt_max=dt_max)
+        model = SequenceModel(MemoryConfig("s5", d_model=8, state_size=64, dt_min=dt_min,
+                                           dt_max=dt_max))
         params = model.init(jax.random.PRNGKey(0), model.initialize_carry(2), (x, starts))
         step = np.exp(np.asarray(params["params"]["layers"]["core"]["log_step"]))
         assert np.all(step >= dt_min * (1 - 1e-6)) and np.all(step <= dt_max * (1 + 1e-6))
@@ -257,15 +258,15 @@ def test_s5_step_sizes_start_in_the_configured_range():
 
 def test_bad_memory_inputs_raise_clear_errors():
     with pytest.raises(HystaxError, match="unknown memory model 's6'"):
-        SequenceModel("s6")
+        SequenceModel(MemoryConfig("s6"))
     for bad, match in (({"glu": "quarter"}, "unknown glu"), ({"ffn": -1}, "ffn must be"),
                        ({"dt_min": 0.5, "dt_max": 0.1}, "dt_min <= dt_max"),
                        ({"c_init": "zeros"}, "unknown c_init")):
         with pytest.raises(HystaxError, match=match):
-            SequenceModel("s5", **bad)
+            SequenceModel(MemoryConfig("s5", **bad))
     with pytest.raises(HystaxError, match="blocks"):
-        SequenceModel("s5", state_size=10, blocks=4)
-    model = SequenceModel("s5", d_model=8, state_size=8)
+        SequenceModel(MemoryConfig("s5", state_size=10, blocks=4))
+    model = SequenceModel(MemoryConfig("s5", d_model=8, state_size=8))
     x, starts = _inputs(t=6, b=3, h=8)
     carry = model.initialize_carry(3)
     params = model.init(jax.random.PRNGKey(0), carry, (x, starts))
@@ -273,8 +274,9 @@ def test_bad_memory_inputs_raise_clear_errors():
         model.apply(params, carry, (x, starts[:, :2]))
     with pytest.raises(HystaxError, match=r"inputs must be time-major \[T, B, 8\]"):
         model.apply(params, carry, (x[..., :5], starts))
+    gru = SequenceModel(MemoryConfig("gru", d_model=8))
     with pytest.raises(HystaxError, match="carry from another model"):
-        model.apply(params, SequenceModel("gru", d_model=8).initialize_carry(3), (x, starts))
+        model.apply(params, gru.initialize_carry(3), (x, starts))
     with pytest.raises(HystaxError, match="carry"):
         model.apply(params, model.initialize_carry(2), (x, starts))  # batch mismatch
 

@@ -9,6 +9,7 @@ import pytest
 
 from hystax import envs
 from hystax.agents import ppo
+from hystax.agents.ppo_parts import Transition, gae_advantages
 from hystax.core.errors import HystaxError
 
 TINY = dict(total_timesteps=4 * 16 * 3, num_envs=4, num_steps=16, num_minibatches=2,
@@ -36,11 +37,11 @@ def test_gae_matches_reference_loop_with_truncation():
     reward, value, final_value = (rng.normal(size=(T, N)) for _ in range(3))
     terminated = rng.random((T, N)) < 0.1
     truncated = (rng.random((T, N)) < 0.1) & ~terminated
-    traj = ppo.Transition(obs=None, action=None, log_prob=None, value=jnp.asarray(value),
-                          reward=jnp.asarray(reward), terminated=jnp.asarray(terminated, jnp.float32),
-                          done=jnp.asarray(terminated | truncated, jnp.float32), final_obs=None,
-                          info={})
-    adv, targets = jax.jit(ppo.gae_advantages)(traj, jnp.asarray(final_value), 0.97, 0.9)
+    traj = Transition(obs=None, action=None, log_prob=None, value=jnp.asarray(value),
+                      reward=jnp.asarray(reward), terminated=jnp.asarray(terminated, jnp.float32),
+                      done=jnp.asarray(terminated | truncated, jnp.float32), final_obs=None,
+                      info={})
+    adv, targets = jax.jit(gae_advantages)(traj, jnp.asarray(final_value), 0.97, 0.9)
     expected = reference_gae(reward, value, final_value, terminated, truncated, 0.97, 0.9)
     np.testing.assert_allclose(adv, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(targets, expected + value, rtol=1e-5, atol=1e-5)

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hystax.agents import ppo, recurrent_ppo
-from hystax.agents.algorithm import default_hparams
+from hystax.agents.algorithm import default_hparams, replace_config
+from hystax.agents.memory import MemoryConfig
 
 import hystax
 from hystax.envs.popgym.repeat_previous import RepeatPrevious
@@ -15,13 +16,15 @@ from hystax.core.errors import HystaxError
 # A small memory probe: bsuite MemoryChain (the context bit is shown only at t = 0, the
 # reward at t = 5 is +1 for recalling it, -1 otherwise).
 MEMORY_CHAIN = dict(total_timesteps=30_720, num_envs=16, num_steps=64, num_minibatches=4,
-                    update_epochs=4, d_model=32, state_size=32, encoder_sizes=(32,),
-                    hidden_sizes=(32,), lr=1e-3, anneal_lr=False, prev_action_reward=True)
+                    update_epochs=4, hidden_sizes=(32,), lr=1e-3, anneal_lr=False,
+                    prev_action_reward=True)
+MEMORY_CHAIN_MEMORY = dict(d_model=32, state_size=32, encoder_sizes=(32,))
 
 
 def _final_return(memory: str, seed: int = 0) -> float:
     env, params = hystax.make("MemoryChain-bsuite")
-    train = jax.jit(ppo.make_train(ppo.Config(memory=memory, **MEMORY_CHAIN), env, params))
+    config = ppo.Config(memory=MemoryConfig(memory, **MEMORY_CHAIN_MEMORY), **MEMORY_CHAIN)
+    train = jax.jit(ppo.make_train(config, env, params))
     _, metrics = train(jax.random.PRNGKey(seed))
     returns = np.asarray(metrics["episode_return"])
     return float(np.nanmean(returns[-5:]))
@@ -72,9 +75,9 @@ def test_s5_with_default_settings_learns_repeat_previous():
 def _algorithm(memory, env_name="CartPole-v1", **overrides):
     env, params = hystax.make(env_name, max_steps_in_episode=7) if env_name == "CartPole-v1" \
         else hystax.make(env_name)
-    config = ppo.Config(memory=memory, total_timesteps=80, num_envs=2, num_steps=20,
-                        num_minibatches=2, update_epochs=1, d_model=8, state_size=8,
-                        encoder_sizes=(8,), hidden_sizes=(8,), **overrides)
+    config = ppo.Config(memory=MemoryConfig(memory, d_model=8, state_size=8, encoder_sizes=(8,)),
+                        total_timesteps=80, num_envs=2, num_steps=20, num_minibatches=2,
+                        update_epochs=1, hidden_sizes=(8,), **overrides)
     return ppo.make_algorithm(config, env, params), config
 
 
@@ -107,8 +110,8 @@ def test_separate_memories_keep_actor_and_critic_apart(separate):
     from hystax.agents.memory import SequenceModel
     from hystax.agents.networks import RecurrentActorCritic
 
-    net = RecurrentActorCritic(3, True, SequenceModel("s5", 8, 1, 8), (8,), (8,),
-                               separate=separate)
+    memory = SequenceModel(MemoryConfig("s5", d_model=8, layers=1, state_size=8))
+    net = RecurrentActorCritic(3, True, memory, (8,), (8,), separate=separate)
     carry = net.initialize_carry(2)
     assert carry.shape[0] == (2 if separate else 1)
     obs = jax.random.normal(jax.random.PRNGKey(0), (5, 2, 4))
@@ -170,12 +173,14 @@ def test_recurrent_runner_with_vmapped_seeds(tmp_path):
 ])
 def test_bad_recurrent_configs(overrides, match):
     with pytest.raises(HystaxError, match=match):
-        ppo.Config(**overrides)
+        replace_config(ppo.Config(), overrides)  # flat names, as hystax.train takes them
 
 
 def test_memory_model_reads_config():
-    assert ppo.Config(memory="s5", d_model=64.0, memory_layers=np.int64(2)).d_model == 64
-    model = recurrent_ppo.memory_model(ppo.Config(memory="s4d", memory_layers=3, d_model=16))
+    config = ppo.Config(memory=MemoryConfig("s5", d_model=64.0, layers=np.int64(2)))
+    assert config.memory.d_model == 64
+    model = recurrent_ppo.memory_model(ppo.Config(memory=MemoryConfig("s4d", layers=3,
+                                                                      d_model=16)))
     assert (model.model, model.num_layers, model.d_model) == ("s4d", 3, 16)
     assert model.initialize_carry(5).shape == (3, 5, 16 * 32)
 

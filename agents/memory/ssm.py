@@ -23,6 +23,8 @@ from hystax.agents.memory.scan import reset_aware_scan
 DISCRETIZATIONS = ("zoh", "bilinear")
 S4D_INITS = ("lin", "inv")
 C_INITS = ("complex_normal", "trunc_normal")
+SSM_PARAMS = ("lambda_re", "log_neg_lambda_re", "lambda_im", "b", "log_step")
+"""Parameter names of the SSM layers' own dynamics (Λ, B, log Δ)."""
 
 
 @functools.cache
