@@ -28,22 +28,24 @@ import csv
 import dataclasses
 import json
 import warnings
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from hystax.core.errors import HystaxError, require
-from hystax.figure import seeds_text
-from hystax.experiments.common import (
-    OneLineParser,
+from hystax.experiments.experiment import (
+    Experiment,
     add_run_dir_args,
+    markdown_table,
     positive_int,
-    run_or_exit,
-    set_dir,
-    train_or_resume,
     write_summary,
 )
+from hystax.experiments.run_sets import set_dir, train_or_resume
+from hystax.figure import seeds_text
 
-__all__ = ["DEFAULT_MODELS", "TASKS", "learning_curves", "run", "steps_to_reach", "summarise"]
+__all__ = ["DEFAULT_MODELS", "EXPERIMENT", "TASKS", "learning_curves", "plan", "run",
+           "steps_to_reach", "summarise"]
 
 MATCHED = "none-matched"
 """Model-free DQN with as many updates per env step as Dyna (1 + planning steps) on real data."""
@@ -91,27 +93,48 @@ def summarise(curves: dict, grid: np.ndarray, baseline: str = "none") -> tuple[l
 
 def _table(env: str, rows: list[dict], target: float, seeds: int, steps: int,
            baseline: str) -> str:
-    lines = [f"Dyna-DQN on {env}: {seeds} seeds x {steps} env steps; final return of "
-             f"{baseline!r} {target:.1f}", "",
-             "| model | final return (mean ± s.e.) | mean return over training | "
-             f"env steps to {baseline}'s final |", "|---|---|---|---|"]
-    for r in rows:
-        reach = "never" if np.isnan(r["steps_to_baseline_final"]) else \
-            f"{int(r['steps_to_baseline_final']):,}"
-        lines.append(f"| {r['model']} | {r['final_return']:.1f} ± {r['final_se']:.1f} | "
-                     f"{r['auc']:.1f} | {reach} |")
-    return "\n".join(lines)
+    caption = (f"Dyna-DQN on {env}: {seeds} seeds x {steps} env steps; final return of "
+               f"{baseline!r} {target:.1f}")
+    cells = [[r["model"], f"{r['final_return']:.1f} ± {r['final_se']:.1f}", f"{r['auc']:.1f}",
+              "never" if np.isnan(r["steps_to_baseline_final"])
+              else f"{int(r['steps_to_baseline_final']):,}"] for r in rows]
+    return "\n".join(markdown_table(
+        caption, ["model", "final return (mean ± s.e.)", "mean return over training",
+                  f"env steps to {baseline}'s final"], cells, align="llll"))
 
 
-def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
-        steps: int | None = None, planning_steps: int = 1, out_dir=None, points: int = 100,
-        window: int = 10, progress: bool = True, config=None, name: str | None = None,
-        overwrite: bool = False, resume: bool = False) -> dict:
-    """Train every model in ``models`` for ``seeds`` seeds, each a ``hystax train dyna`` run in
-    ``<out>/runs/<model>`` (``resume`` continues an interrupted set); write curves, table and
-    plot into ``out_dir/name`` (default ``runs/losse_dyna/<env>-<date>-<time>``)."""
-    from hystax import plots
-    from hystax.agents.dyna import DYNA_MODELS, DynaConfig, make_algorithm, result_of
+class Plan(NamedTuple):
+    """The validated settings, one Dyna config per model, and the set's folder."""
+
+    env_name: str
+    seeds: int
+    steps: int
+    planning_steps: int
+    points: int
+    window: int
+    configs: dict
+    out_dir: Path
+    progress: bool
+
+
+class Results(NamedTuple):
+    """Per model: the learning curves [seeds, points], the episodes, the config (as JSON)."""
+
+    grid: np.ndarray
+    curves: dict
+    episodes: dict
+    configs: dict
+    losse_checks: dict
+
+
+def plan(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
+         steps: int | None = None, planning_steps: int = 1, out_dir=None, points: int = 100,
+         window: int = 10, progress: bool = True, config=None, name: str | None = None,
+         overwrite: bool = False, resume: bool = False) -> Plan:
+    """Check every setting (each model's algorithm built: bad settings are one line, before
+    any run), then the set's folder ``out_dir/name`` (default
+    ``runs/losse_dyna/<env>-<date>-<time>``; ``resume`` continues an interrupted set)."""
+    from hystax.agents.dyna import DYNA_MODELS, DynaConfig, make_algorithm
     from hystax.envs import make
 
     models = tuple(models)
@@ -124,56 +147,93 @@ def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
     steps = positive_int("steps", steps if steps is not None else TASKS.get(env_name, 20_000))
     env, env_params = make(env_name)
     base = config or DynaConfig()
-    cfgs = {m: dataclasses.replace(base, model="none" if m == MATCHED else m, total_steps=steps,
-                                   planning_steps=planning_steps,
-                                   real_updates=1 + planning_steps if m == MATCHED else 1)
-            for m in models}
-    for cfg in cfgs.values():  # bad settings: one line, before any run
+    configs = {m: dataclasses.replace(base, model="none" if m == MATCHED else m,
+                                      total_steps=steps, planning_steps=planning_steps,
+                                      real_updates=1 + planning_steps if m == MATCHED else 1)
+               for m in models}
+    for cfg in configs.values():
         make_algorithm(cfg, env, env_params)
     out = set_dir(out_dir or "runs/losse_dyna", name, env_name, overwrite=overwrite,
                   resume=resume)
-    hint = f"the same command with --name {out.name} --resume"
-    grid = np.linspace(steps / points, steps, points).round().astype(int)
+    return Plan(env_name, seeds, steps, planning_steps, points, window, configs, out, progress)
+
+
+def run(env_name: str = "CartPole-v1", models=DEFAULT_MODELS, seeds: int = 3,
+        steps: int | None = None, planning_steps: int = 1, out_dir=None, points: int = 100,
+        window: int = 10, progress: bool = True, config=None, name: str | None = None,
+        overwrite: bool = False, resume: bool = False) -> dict:
+    """Train every model in ``models`` for ``seeds`` seeds, each a ``hystax train dyna`` run in
+    ``<out>/runs/<model>`` (``resume`` continues an interrupted set); write curves, table and
+    plot into ``out_dir/name`` (default ``runs/losse_dyna/<env>-<date>-<time>``); returns the
+    summary."""
+    return EXPERIMENT.execute(plan(env_name, models, seeds, steps, planning_steps, out_dir,
+                                   points, window, progress, config, name, overwrite,
+                                   resume))[1]
+
+
+def run_plan(plan: Plan) -> Results:
+    """Each model's run (trained, resumed or read back) and its learning curves."""
+    from hystax.agents.dyna import result_of
+
+    hint = f"the same command with --name {plan.out_dir.name} --resume"
+    grid = np.linspace(plan.steps / plan.points, plan.steps, plan.points).round().astype(int)
     curves, episodes, checks, configs = {}, {}, {}, {}
-    for m, cfg in cfgs.items():
+    for m, cfg in plan.configs.items():
         configs[m] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-        state = train_or_resume(out / "runs", m, "dyna", env_name, seeds=seeds, config=cfg,
-                                progress=progress, resume_hint=hint).state
+        state = train_or_resume(plan.out_dir / "runs", m, "dyna", plan.env_name,
+                                seeds=plan.seeds, config=cfg, progress=plan.progress,
+                                resume_hint=hint).state
         result = result_of(state.step_returns, state.model)
-        curves[m] = learning_curves(result.episode_ends, result.episode_returns, grid, window)
+        curves[m] = learning_curves(result.episode_ends, result.episode_returns, grid,
+                                    plan.window)
         episodes[m] = (result.episode_ends, result.episode_returns)
         if m == "losse":
             checks = {"rejected": np.asarray(result.world_model.model.state.rejected).tolist(),
                       "overflow": np.asarray(result.world_model.model.state.overflow).tolist()}
-    baseline = "none" if "none" in curves else models[0]
-    rows, target = summarise(curves, grid, baseline=baseline)
+    return Results(grid, curves, episodes, configs, checks)
+
+
+def summary_of(plan: Plan, results: Results) -> dict:
+    """What ``dyna.json`` holds: :func:`summarise`'s rows against ``none`` (model-free DQN;
+    the first model when it is not run) and the settings."""
+    models = list(plan.configs)
+    baseline = "none" if "none" in results.curves else models[0]
+    rows, target = summarise(results.curves, results.grid, baseline=baseline)
+    return {"env": plan.env_name, "seeds": plan.seeds, "steps": plan.steps, "models": models,
+            "planning_steps": plan.planning_steps, "window": plan.window, "rows": rows,
+            "baseline": baseline, "baseline_final": target,
+            "losse_checks": results.losse_checks, "configs": results.configs}
+
+
+def write_outputs(plan: Plan, results: Results, summary: dict) -> None:
+    """``curves.csv``, ``episodes.csv``, ``dyna.md`` / ``dyna.json`` and ``returns.png``."""
+    from hystax import plots
+
+    out, grid = plan.out_dir, results.grid
     with open(out / "curves.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "seed", "step", "return"])
-        for m, c in curves.items():
+        for m, c in results.curves.items():
             for s, row in enumerate(c):
                 w.writerows([m, s, int(t), f"{v:.4g}"] for t, v in zip(grid, row))
     with open(out / "episodes.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "seed", "end_step", "return"])
-        for m, (ends, rets) in episodes.items():
+        for m, (ends, rets) in results.episodes.items():
             for s, (e, r) in enumerate(zip(ends, rets)):
                 w.writerows([m, s, int(a), float(b)] for a, b in zip(e, r))
-    table = _table(env_name, rows, target, seeds, steps, baseline)
-    summary = {"env": env_name, "seeds": seeds, "steps": steps, "models": list(models),
-               "planning_steps": planning_steps, "window": window, "rows": rows,
-               "baseline": baseline, "baseline_final": target, "losse_checks": checks,
-               "configs": configs}
+    baseline, target = summary["baseline"], summary["baseline_final"]
+    table = _table(plan.env_name, summary["rows"], target, plan.seeds, plan.steps, baseline)
     write_summary(out, "dyna", summary, table)
-    plots.plot_curves(curves, grid, out / "returns.png", reference=target,
-                      ylabel=f"return (mean of the last {window} episodes)",
-                      title=f"Dyna-DQN on {env_name}: mean ± s.e. over {seeds_text(seeds)} "
-                            f"(dashed: {baseline}'s final return)")
-    return summary
+    plots.plot_curves(results.curves, grid, out / "returns.png", reference=target,
+                      ylabel=f"return (mean of the last {plan.window} episodes)",
+                      title=f"Dyna-DQN on {plan.env_name}: mean ± s.e. over "
+                            f"{seeds_text(plan.seeds)} (dashed: {baseline}'s final return)")
 
 
-def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.losse_dyna") -> int:
-    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
+def add_arguments(parser) -> None:
+    """``--env``, ``--models``, ``--seeds``, ``--steps``, ``--planning-steps``, the run folder,
+    ``--quick`` and ``--resume``."""
     parser.add_argument("--env", default="CartPole-v1", help="a discrete-action gymnax env")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
                         help=f"default: {' '.join(DEFAULT_MODELS)}")
@@ -185,29 +245,32 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
     parser.add_argument("--quick", action="store_true", help="a 2,000-step smoke run, 2 seeds")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted set named by --name")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
 
-    def action():
-        try:
-            planning = int(args.planning_steps)
-        except ValueError:
-            raise HystaxError(f"planning-steps must be an integer >= 0, got "
-                              f"{args.planning_steps!r}") from None
-        require(planning >= 0, f"planning-steps must be an integer >= 0, got {planning}")
-        config = None
-        if args.quick:
-            from hystax.agents.dyna import DynaConfig
 
-            config = DynaConfig(warmup_steps=300, planning_starts=500, chunk_steps=500,
-                                eps_decay_steps=1000)
-        run(args.env, args.models, 2 if args.quick else args.seeds,
-            2000 if args.quick else args.steps, planning, args.out_dir, points=40 if args.quick
-            else 100, progress=not args.no_progress, config=config, name=args.name,
-            overwrite=args.overwrite, resume=args.resume)
+def plan_from_args(args) -> Plan:
+    try:
+        planning = int(args.planning_steps)
+    except ValueError:
+        raise HystaxError(f"planning-steps must be an integer >= 0, got "
+                          f"{args.planning_steps!r}") from None
+    require(planning >= 0, f"planning-steps must be an integer >= 0, got {planning}")
+    config = None
+    if args.quick:
+        from hystax.agents.dyna import DynaConfig
 
-    return run_or_exit(parser, action)
+        config = DynaConfig(warmup_steps=300, planning_starts=500, chunk_steps=500,
+                            eps_decay_steps=1000)
+    return plan(args.env, args.models, 2 if args.quick else args.seeds,
+                2000 if args.quick else args.steps, planning, args.out_dir,
+                points=40 if args.quick else 100, progress=args.progress, config=config,
+                name=args.name, overwrite=args.overwrite, resume=args.resume)
 
+
+EXPERIMENT = Experiment(
+    prog="python -m hystax.experiments.losse_dyna", description=__doc__.splitlines()[0],
+    add_arguments=add_arguments, validate=plan_from_args, run=run_plan, summarise=summary_of,
+    write=write_outputs)
+cli = EXPERIMENT.cli
 
 if __name__ == "__main__":
     raise SystemExit(cli())

@@ -22,21 +22,22 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from hystax.core.errors import HystaxError, require
-from hystax.experiments.common import (
-    OneLineParser,
+from hystax.core.stats import mean_and_t_interval
+from hystax.experiments.experiment import (
+    Experiment,
+    markdown_table,
     number,
     positive_int,
-    run_or_exit,
-    stop_set_if_interrupted,
     write_summary,
 )
+from hystax.experiments.run_sets import stop_set_if_interrupted
 from hystax.rundir import make_writable_dir
-from hystax.core.stats import mean_and_t_interval
 
 DEFAULT_STEPS = 2_000_000  # where the env has no preset to say how long to train
 
@@ -73,15 +74,27 @@ def held_out_trial_returns(result, env_name: str, eval_steps: int, key,
     return np.stack(out)
 
 
-def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
-        total_timesteps=None, eval_steps=2_000, out_dir="runs/meta_rl", progress=True,
-        gamma=None):
-    """Train each model on ``env_name``'s train tasks, evaluate per-trial returns on held-out
-    tasks; returns ``{model: [seeds, num_trials]}`` (memory carried across trials).
-    ``gamma``: PPO's discount (default: the preset's)."""
+class Plan(NamedTuple):
+    """The validated settings and the (new, empty) folder ``<out-dir>/<family>``."""
+
+    env_name: str
+    models: tuple
+    seeds: int
+    steps: int
+    eval_steps: int
+    overrides: dict
+    exp_dir: Path
+    progress: bool
+
+
+def plan(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
+         total_timesteps=None, eval_steps=2_000, out_dir="runs/meta_rl", progress=True,
+         gamma=None) -> Plan:
+    """Check every setting (each model's run resolved: bad settings are one line, before any
+    training), then make the folder."""
     from hystax.envs import make
     from hystax.envs.meta import MetaEnv
-    from hystax.runner import resolve, train
+    from hystax.runner import resolve
 
     env, _ = make(env_name)
     require(isinstance(env, MetaEnv), f"{env_name} is not a meta-RL env (meta/...): it has "
@@ -105,8 +118,28 @@ def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
     if exp_dir.exists():
         raise HystaxError(f"{exp_dir} already exists; pass another --out-dir")
     make_writable_dir(exp_dir)
+    return Plan(env_name, tuple(models), seeds, steps, eval_steps, overrides, exp_dir, progress)
+
+
+def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
+        total_timesteps=None, eval_steps=2_000, out_dir="runs/meta_rl", progress=True,
+        gamma=None):
+    """Train each model on ``env_name``'s train tasks, evaluate per-trial returns on held-out
+    tasks, write the tables and figures; returns ``{model: [seeds, num_trials]}`` (memory
+    carried across trials). ``gamma``: PPO's discount (default: the preset's)."""
+    return EXPERIMENT.execute(plan(env_name, models, seeds, total_timesteps, eval_steps,
+                                   out_dir, progress, gamma))[0]["carried"]
+
+
+def run_plan(plan: Plan) -> dict:
+    """``{"carried" | "reset" | "memoryless": {model: [seeds, num_trials]}, "run_dirs": [...]}``:
+    each model trained, then evaluated on held-out tasks three ways (:data:`MEMORY_RESETS`)."""
+    from hystax.runner import train
+
+    env_name, seeds, overrides, exp_dir = plan.env_name, plan.seeds, plan.overrides, plan.exp_dir
+    progress, eval_steps = plan.progress, plan.eval_steps
     per_memory, run_dirs = {memory: {} for memory in MEMORY_RESETS}, []
-    for model in models:
+    for model in plan.models:
         result = train("ppo", env_name, seeds=seeds, memory=model, name=model,
                        out_dir=exp_dir, progress=progress, **overrides)
         stop_set_if_interrupted(result, f"hystax train --resume {result.run_dir} (this set "
@@ -115,13 +148,16 @@ def run(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
             table[model] = held_out_trial_returns(result, env_name, eval_steps,
                                                   jax.random.PRNGKey(1234), memory)
         run_dirs.append(result.run_dir)
+    return {**per_memory, "run_dirs": run_dirs}
+
+
+def _write_set(plan: Plan, results: dict, rows: dict) -> None:
     from hystax.plots import plot_returns
 
-    plot_returns(run_dirs, exp_dir / "returns.png", labels=list(models),
-                 title=f"{env_name}: training return (train tasks)")
-    write_outputs(per_memory["carried"], env_name, steps, seeds, exp_dir, per_memory["reset"],
-                  per_memory["memoryless"])
-    return per_memory["carried"]
+    plot_returns(results["run_dirs"], plan.exp_dir / "returns.png", labels=list(plan.models),
+                 title=f"{plan.env_name}: training return (train tasks)")
+    write_outputs(results["carried"], plan.env_name, plan.steps, plan.seeds, plan.exp_dir,
+                  results["reset"], results["memoryless"], rows)
 
 
 def gain_rows(per_model: dict, per_model_reset: dict | None = None,
@@ -157,11 +193,11 @@ PLOT_STYLES = {
 
 def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: int,
                   out_dir: Path, per_model_reset: dict | None = None,
-                  per_model_memoryless: dict | None = None) -> None:
+                  per_model_memoryless: dict | None = None, rows: dict | None = None) -> None:
     """``per_model`` (and ``per_model_reset`` / ``per_model_memoryless``, the memory reset every
-    trial / every step): ``{model: [seeds, num_trials]}``."""
-    from hystax.figure import new_figure, save_figure, seeds_text
-
+    trial / every step): ``{model: [seeds, num_trials]}``; ``rows``: their :func:`gain_rows`
+    (computed when not given). Writes ``trials.csv``, ``gain.md`` / ``gain.json`` and
+    ``trials.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     memories = {name: table for name, table in (("carried", per_model),
                                                 ("reset", per_model_reset),
@@ -175,7 +211,7 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
                     writer.writerows([model, memory, s, k + 1, f"{v:.6f}"]
                                      for k, v in enumerate(row))
     last = next(iter(per_model.values())).shape[1]
-    rows = gain_rows(per_model, per_model_reset, per_model_memoryless)
+    rows = gain_rows(per_model, per_model_reset, per_model_memoryless) if rows is None else rows
     columns = [("first", "trial 1"), ("last", f"trial {last}"),
                ("gain", f"gain (trial {last} − trial 1)")]
     if per_model_reset:
@@ -184,14 +220,28 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
     if per_model_memoryless:
         columns += [("first_memoryless", "trial 1, memory reset every step"),
                     ("first_minus_memoryless", "trial 1: carried − reset every step")]
-    lines = [f"{env_name}, held-out (test-split) tasks; {total_timesteps:,} training steps per "
-             f"seed; mean and 95% Student-t CI over {seeds} seeds", "",
-             "| model | " + " | ".join(title for _, title in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
-    for model, row in rows.items():
-        lines.append(f"| {model} | " + " | ".join(
-            "%.3f ± %.3f" % row[key] for key, _ in columns) + " |")
+    lines = markdown_table(
+        f"{env_name}, held-out (test-split) tasks; {total_timesteps:,} training steps per seed; "
+        f"mean and 95% Student-t CI over {seeds} seeds", ["model", *(t for _, t in columns)],
+        [[model, *("%.3f ± %.3f" % row[key] for key, _ in columns)]
+         for model, row in rows.items()])
+    _plot_trials(per_model, memories, env_name, seeds, out_dir / "trials.png")
+    write_summary(out_dir, "gain", {"env": env_name, "total_timesteps": total_timesteps,
+                                    "seeds": seeds, "per_trial": {m: v.tolist() for m, v in
+                                                                  per_model.items()},
+                                    **{f"per_trial_memory_{name}": {
+                                        m: v.tolist() for m, v in table.items()}
+                                       for name, table in memories.items() if name != "carried"},
+                                    "gain": rows}, "\n".join(lines))
+
+
+def _plot_trials(per_model: dict, memories: dict, env_name: str, seeds: int,
+                 out_png: Path) -> None:
+    """``trials.png``: the mean return per trial (95% CI band), memory carried / reset."""
+    from hystax.figure import new_figure, save_figure, seeds_text
+
     fig, axes = new_figure(figsize=(6.5, 5.0))
+    last = next(iter(per_model.values())).shape[1]
     ax = axes[0, 0]
     for i, (model, values) in enumerate(per_model.items()):
         trials = np.arange(1, values.shape[1] + 1)
@@ -207,19 +257,13 @@ def write_outputs(per_model: dict, env_name: str, total_timesteps: int, seeds: i
                  "shaded: 95% Student-t CI", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
-    save_figure(fig, out_dir / "trials.png")
-    write_summary(out_dir, "gain", {"env": env_name, "total_timesteps": total_timesteps,
-                                    "seeds": seeds, "per_trial": {m: v.tolist() for m, v in
-                                                                  per_model.items()},
-                                    **{f"per_trial_memory_{name}": {
-                                        m: v.tolist() for m, v in table.items()}
-                                       for name, table in memories.items() if name != "carried"},
-                                    "gain": rows}, "\n".join(lines))
+    save_figure(fig, out_png)
 
 
-def cli(argv: list[str] | None = None, prog: str = "hystax icrl meta") -> int:
-    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="meta/BernoulliBandit",
+def add_arguments(parser) -> None:
+    """``--env``, ``--models``, ``--seeds``, ``--total-timesteps``, ``--gamma``,
+    ``--eval-steps`` and ``--out-dir``."""
+    parser.add_argument("--env", dest="env_name", metavar="ENV", default="meta/BernoulliBandit",
                         help="meta/BernoulliBandit (default), meta/CartPole or meta/Pendulum")
     parser.add_argument("--models", nargs="+", default=["s5", "gru", "mlp"],
                         help="memory models (default: s5 gru mlp)")
@@ -231,12 +275,15 @@ def cli(argv: list[str] | None = None, prog: str = "hystax icrl meta") -> int:
                         help="held-out evaluation steps per env (default: 2000)")
     parser.add_argument("--out-dir", default="runs/meta_rl",
                         help="parent folder; results go to <out-dir>/<family>")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    return run_or_exit(parser, lambda: run(
-        args.env, args.models, args.seeds, args.total_timesteps, args.eval_steps, args.out_dir,
-        not args.no_progress, args.gamma))
 
+
+EXPERIMENT = Experiment(
+    prog="python -m hystax.experiments.meta_rl", description=__doc__.split("\n\n")[0],
+    add_arguments=add_arguments, validate=lambda args: plan(**vars(args)), run=run_plan,
+    summarise=lambda plan, results: gain_rows(results["carried"], results["reset"],
+                                              results["memoryless"]),
+    write=_write_set)
+cli = EXPERIMENT.cli
 
 if __name__ == "__main__":
-    raise SystemExit(cli(prog="python -m hystax.experiments.meta_rl"))
+    raise SystemExit(cli())

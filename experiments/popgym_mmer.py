@@ -28,29 +28,19 @@ resume from their last checkpoint.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from hystax import rundir
 from hystax.core.errors import HystaxError, require
-from hystax.experiments.common import (
-    OneLineParser,
-    positive_int,
-    run_or_exit,
-    stop_set_if_interrupted,
-    write_summary,
-)
-from hystax.core.stats import (
-    max_mean_episodic_return,
-    mean_and_t_interval,
-    normalized_scores,
-    steps_to_threshold,
-    stratified_bootstrap_ci,
-)
+from hystax.experiments import popgym_tables as tables
+from hystax.experiments.experiment import Experiment, positive_int
+from hystax.experiments.popgym_tables import BASELINE
+from hystax.experiments.run_sets import stop_set_if_interrupted
 
 EASY_TASKS = ("RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "AutoencodeEasy",
               "HigherLowerEasy", "ConcentrationEasy", "BattleshipEasy", "MinesweeperEasy",
@@ -87,22 +77,26 @@ change): "s5-before" is S5 with the defaults before issue 13 (``ppo.MEMORY_BEFOR
 default S5."""
 SETS["ablation"] = dict(tasks=DEPTH_TASKS, models=("s5", *ABLATIONS, "gru", "mlp"),
                         total_timesteps=200_000)
-BASELINE = "mlp"  # the memoryless model every score is normalized against
-BEST_RETURN = 1.0  # POPGym scales every episode return into [-1, 1]
-SOLVED = 1e-3  # an MMER this close to BEST_RETURN has reached it (float32 sums: 0.9999992)
-THRESHOLDS = (0.5, 0.9)
-WINDOW = 10  # updates in the running mean of steps-to-threshold
 RESUME_HINT = "the same command and --resume"
 
 
-def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
-        total_timesteps: int | None = None, out_dir="runs/popgym_mmer", resume: bool = False,
-        progress: bool = True) -> dict:
-    """Train every (task, model) of a set and write its tables and figures.
+class Plan(NamedTuple):
+    """The validated settings and the set's folder ``<out-dir>/<set>``."""
 
-    Returns ``{task: {model: (env_steps [updates], returns [seeds, updates])}}``. Everything
-    is validated before the first run starts; ``resume`` continues an interrupted set.
-    """
+    set_name: str
+    tasks: list[str]
+    models: list[str]
+    seeds: int
+    steps: int
+    exp_dir: Path
+    progress: bool
+
+
+def plan(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
+         total_timesteps: int | None = None, out_dir="runs/popgym_mmer", resume: bool = False,
+         progress: bool = True) -> Plan:
+    """Check every setting (each task made, each model's run resolved), then the set's folder
+    (new, or the one ``resume`` continues)."""
     from hystax.envs import make
     from hystax.runner import resolve
 
@@ -126,15 +120,48 @@ def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
         raise HystaxError(f"{exp_dir} already exists; continue it with --resume or pass "
                           "another --out-dir")
     rundir.make_writable_dir(exp_dir)
+    return Plan(set_name, tasks, models, seeds, steps, exp_dir, progress)
+
+
+def run(set_name: str = "breadth", tasks=None, models=None, seeds: int = 3,
+        total_timesteps: int | None = None, out_dir="runs/popgym_mmer", resume: bool = False,
+        progress: bool = True) -> dict:
+    """Train every (task, model) of a set and write its tables and figures.
+
+    Returns ``{task: {model: (env_steps [updates], returns [seeds, updates])}}``. Everything
+    is validated before the first run starts; ``resume`` continues an interrupted set.
+    """
+    return EXPERIMENT.execute(plan(set_name, tasks, models, seeds, total_timesteps, out_dir,
+                                   resume, progress))[0]
+
+
+def run_plan(plan: Plan) -> dict:
+    """``{task: {model: (env_steps [updates], returns [seeds, updates])}}``, each run trained,
+    resumed or read back; each task's runs overlaid in ``<task>/returns.png``."""
+    from hystax.plots import plot_run_dirs
+
     results = {}
-    for task in tasks:
-        for model in models:
+    for task in plan.tasks:
+        for model in plan.models:
             results.setdefault(task, {})[model] = _train_or_load(
-                task, model, seeds, steps, exp_dir / task, progress)
-        from hystax.plots import plot_run_dirs
-        plot_run_dirs([exp_dir / task / m for m in models], out_dir=exp_dir / task)
-    (write_depth if set_name == "depth" else write_breadth)(results, exp_dir, seeds, steps)
+                task, model, plan.seeds, plan.steps, plan.exp_dir / task, plan.progress)
+        plot_run_dirs([plan.exp_dir / task / m for m in plan.models],
+                      out_dir=plan.exp_dir / task)
     return results
+
+
+def summarise(plan: Plan, results: dict) -> dict:
+    """:func:`~.popgym_tables.depth_summary` for the depth set, else
+    :func:`~.popgym_tables.breadth_summary`."""
+    return (tables.depth_summary if plan.set_name == "depth" else tables.breadth_summary)(results)
+
+
+def write_outputs(plan: Plan, results: dict, summary: dict) -> None:
+    """The set's tables and figures (:mod:`.popgym_tables`)."""
+    if plan.set_name == "depth":
+        tables.write_depth_files(summary, results, plan.exp_dir, plan.seeds, plan.steps)
+    else:
+        tables.write_breadth_files(summary, plan.exp_dir, plan.seeds, plan.steps)
 
 
 def _train_or_load(task, model, seeds, steps, task_dir: Path, progress):
@@ -178,141 +205,9 @@ def _steps_per_update(config: dict) -> int:
     return int(config["num_envs"]) * int(config["num_steps"])
 
 
-def mmer_scores(results: dict) -> dict[str, dict[str, np.ndarray]]:
-    """``{task: {model: MMER [seeds]}}``."""
-    return {task: {model: max_mean_episodic_return(returns)
-                   for model, (_, returns) in by_model.items()}
-            for task, by_model in results.items()}
-
-
-def normalized_mmer(scores: dict) -> dict[str, np.ndarray]:
-    """``{model: [seeds, tasks]}`` of ``(MMER - MLP's mean MMER) / (1 - MLP's mean MMER)``
-    over the tasks of :func:`normalizable_tasks`."""
-    tasks = normalizable_tasks(scores)
-    baseline = np.array([scores[t][BASELINE].mean() for t in tasks])
-    models = [m for m in scores[tasks[0]] if m != BASELINE]
-    return {m: normalized_scores(np.stack([scores[t][m] for t in tasks], axis=1), baseline,
-                                 BEST_RETURN) for m in models}
-
-
-def normalizable_tasks(scores: dict) -> list[str]:
-    """The tasks where the MLP's mean MMER is below the best return (where it reaches it, to
-    within ``SOLVED``, no memory model can do better and the normalized score is undefined)."""
-    return [t for t, by_model in scores.items()
-            if by_model[BASELINE].mean() < BEST_RETURN - SOLVED]
-
-
-def write_breadth(results: dict, exp_dir: Path, seeds: int, steps: int) -> dict:
-    """``mmer.csv``, ``mmer.md``, ``iqm.md`` / ``iqm.json`` / ``iqm.png``; returns the IQMs."""
-    from hystax.plots import plot_iqm
-
-    scores = mmer_scores(results)
-    models = list(next(iter(scores.values())))
-    with open(exp_dir / "mmer.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["task", "model", "seed", "mmer"])
-        for task, by_model in scores.items():
-            for model, values in by_model.items():
-                writer.writerows([task, model, s, f"{v:.6f}"] for s, v in enumerate(values))
-    lines = [f"MMER per task: mean and 95% Student-t CI over {seeds} seeds, {steps:,} env steps "
-             "per seed (`hystax train ppo --memory M --env popgym/<task>` defaults)", "",
-             "| task | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
-    for task, by_model in scores.items():
-        cells = [_mean_ci(by_model[m]) for m in models]
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    write_summary(exp_dir, "mmer", {"scores": {t: {m: v.tolist() for m, v in b.items()}
-                                               for t, b in scores.items()}}, "\n".join(lines))
-    tasks = normalizable_tasks(scores) if BASELINE in models else []
-    if len(tasks) < 2:
-        print(f"no IQM: it needs the {BASELINE} baseline and two tasks it does not solve")
-        return {}
-    normalized = normalized_mmer(scores)
-    iqms = {m: stratified_bootstrap_ci(v) for m, v in normalized.items()}
-    left_out = [t for t in scores if t not in tasks]
-    table = [f"IQM over {len(tasks)} tasks of the normalized MMER, (MMER - {BASELINE}'s) / "
-             f"(1 - {BASELINE}'s), with a 95% stratified-bootstrap CI ({seeds} seeds per task)"
-             + (f"; left out, as {BASELINE} reaches the best return: {', '.join(left_out)}"
-                if left_out else ""),
-             "", "| model | IQM | 95% CI |", "|---|---:|---:|"]
-    table += [f"| {m} | {p:.3f} | [{lo:.3f}, {hi:.3f}] |" for m, (p, lo, hi) in iqms.items()]
-    write_summary(exp_dir, "iqm", {"iqm": iqms, "tasks": tasks, "left_out": left_out},
-                  "\n".join(table))
-    plot_iqm(normalized, exp_dir / "iqm.png",
-             title=f"POPGym Easy ({len(tasks)} tasks, {steps // 1000}k steps): normalized MMER "
-                   f"vs {BASELINE}")
-    return iqms
-
-
-def threshold_steps(results: dict) -> dict[str, dict[str, dict[float, float]]]:
-    """``{task: {model: {fraction: env step}}}``: where the running mean of the seed-mean
-    return first reaches ``fraction`` of the way from the MLP's final return to 1."""
-    out = {}
-    for task, by_model in results.items():
-        levels = threshold_levels(by_model[BASELINE][1])
-        out[task] = {model: {q: steps_to_threshold(np.nanmean(returns, axis=0), steps, level,
-                                                   WINDOW)
-                             for q, level in levels.items()}
-                     for model, (steps, returns) in by_model.items()}
-    return out
-
-
-def threshold_levels(baseline_returns: np.ndarray) -> dict[float, float]:
-    """``{fraction: level}`` from the baseline's final return (mean of its last
-    ``WINDOW`` updates over seeds)."""
-    final = float(np.nanmean(baseline_returns[:, -WINDOW:]))
-    return {q: final + q * (BEST_RETURN - final) for q in THRESHOLDS}
-
-
-def write_depth(results: dict, exp_dir: Path, seeds: int, steps: int) -> dict:
-    """``curves.png``, ``thresholds.csv`` and ``thresholds.md``; returns the thresholds."""
-    from hystax.learning_curves import plot_learning_curve_grid
-
-    require(all(BASELINE in by_model for by_model in results.values()),
-            f"the depth set needs the {BASELINE} baseline for its thresholds")
-    reached = threshold_steps(results)
-    models = list(next(iter(results.values())))
-    with open(exp_dir / "thresholds.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["task", "model", "fraction", "level", "env_steps"])
-        for task, by_model in reached.items():
-            levels = threshold_levels(results[task][BASELINE][1])
-            for model, by_q in by_model.items():
-                writer.writerows([task, model, q, f"{levels[q]:.4f}", by_q[q]] for q in by_q)
-    lines = [f"Env steps until the {WINDOW}-update running mean of the return (mean over {seeds} "
-             f"seeds) first reaches 50% / 90% of the way from {BASELINE}'s final return to 1 "
-             f"({steps:,} env steps per seed; — = not reached)", "",
-             "| task | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
-    for task, by_model in reached.items():
-        cells = [" / ".join(_steps(by_model[m][q]) for q in THRESHOLDS) for m in models]
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    final = {t: {m: float(np.nanmean(r[:, -WINDOW:])) for m, (_, r) in b.items()}
-             for t, b in results.items()}
-    write_summary(exp_dir, "thresholds", {"thresholds": _jsonable(reached), "final": final},
-                  "\n".join(lines))
-    plot_learning_curve_grid(
-        results, exp_dir / "curves.png", smooth=WINDOW,
-        references={t: list(threshold_levels(b[BASELINE][1]).values()) for t, b in results.items()},
-        title=f"POPGym memory tasks: return vs env steps (dashed: 50% / 90% thresholds)")
-    return reached
-
-
-def _mean_ci(values: np.ndarray) -> str:
-    mean, half = mean_and_t_interval(values)
-    return f"{mean:.3f} ± {half:.3f}"
-
-
-def _steps(x: float) -> str:
-    return "—" if not np.isfinite(x) else f"{x / 1000:.0f}k"
-
-
-def _jsonable(reached: dict) -> dict:
-    return json.loads(json.dumps({t: {m: {str(q): (v if np.isfinite(v) else None)
-                                          for q, v in by_q.items()}
-                                      for m, by_q in b.items()} for t, b in reached.items()}))
-
-
-def cli(argv: list[str] | None = None, prog: str = "hystax icrl popgym") -> int:
-    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
+def add_arguments(parser) -> None:
+    """``--set``, ``--tasks``, ``--models``, ``--seeds``, ``--total-timesteps``, ``--out-dir``,
+    and ``--resume``."""
     parser.add_argument("--set", dest="set_name", choices=list(SETS), default="breadth",
                         help="breadth: 16 Easy tasks x 5 models, 200k steps; depth: 4 memory "
                              "tasks x {s5, gru, mlp}, 1M steps; ablation: the 4 memory tasks x "
@@ -324,12 +219,13 @@ def cli(argv: list[str] | None = None, prog: str = "hystax icrl popgym") -> int:
     parser.add_argument("--out-dir", default="runs/popgym_mmer",
                         help="parent folder; the set goes to <out-dir>/<set>")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted set")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    return run_or_exit(parser, lambda: run(
-        args.set_name, args.tasks, args.models, args.seeds, args.total_timesteps, args.out_dir,
-        args.resume, not args.no_progress))
 
+
+EXPERIMENT = Experiment(
+    prog="python -m hystax.experiments.popgym_mmer", description=__doc__.split("\n\n")[0],
+    add_arguments=add_arguments, validate=lambda args: plan(**vars(args)), run=run_plan,
+    summarise=summarise, write=write_outputs)
+cli = EXPERIMENT.cli
 
 if __name__ == "__main__":
-    raise SystemExit(cli(prog="python -m hystax.experiments.popgym_mmer"))
+    raise SystemExit(cli())

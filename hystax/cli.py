@@ -10,30 +10,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
 
 from hystax.core.errors import HystaxError
+from hystax.experiments import experiment_registry
+from hystax.experiments.experiment import OneLineParser
 
 DEMO = dict(agent="ppo", env="CartPole-v1", seeds=4, total_timesteps=500_000)
-# hystax COMMAND EXPERIMENT -> the module under hystax.experiments that runs it
-EXPERIMENT_GROUPS = {
-    "bandit": {"dlb": "dlb", "lsd": "lsd"},
-    "losse": {"regression": "losse_regression", "dyna": "losse_dyna"},
-    "icrl": {"popgym": "popgym_mmer", "meta": "meta_rl"},
-}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``hystax: error: ...``, exit code 2) and no abbreviations."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message):
-        self.exit(2, f"hystax: error: {message} (see --help)\n")
+# the one parser; hystax's own sub-commands say `hystax: error: ...`
+_Parser = functools.partial(OneLineParser, error_prog="hystax")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +55,7 @@ def _main(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if rest and args.command not in ("train", "continual", *EXPERIMENT_GROUPS):
+    if rest and args.command not in ("train", *experiment_registry.COMMANDS):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest)
@@ -145,32 +133,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="running mean over this many updates (default: 1, none)")
     p.set_defaults(func=_plot)
 
-    _add_experiment_group(
-        sub, "bandit", help="bandit experiments (hystax bandit dlb --preset real --seeds 10; "
-                            "hystax bandit lsd --preset laforgue-main --seeds 20)",
-        usage="hystax bandit {dlb,lsd} [--preset P] [--horizon T] [--seeds N] "
-              "[--algorithms ...] [--out-dir DIR] (hystax bandit dlb --help)")
+    for command, help in experiment_registry.COMMANDS.items():
+        _add_experiment_command(sub, command, help)
 
-    p = sub.add_parser("continual", add_help=False,
-                       help="continual world models on a task suite (hystax continual --suite "
-                            "pendulum-gravity --method hnet)",
-                       usage="hystax continual [--suite S] [--method M ...] [--mode online|offline] "
-                             "[--seeds N] [--out-dir DIR] (hystax continual --help)")
-    p.set_defaults(func=_continual)
-
-    _add_experiment_group(
-        sub, "losse", help="Losse-FTL online world models (hystax losse regression; "
-                           "hystax losse dyna --env CartPole-v1)",
-        usage="hystax losse {regression,dyna} [options] (hystax losse dyna --help)")
-    _add_experiment_group(
-        sub, "icrl", help="in-context RL experiments (hystax icrl popgym --set breadth; "
-                          "hystax icrl meta --env meta/CartPole)",
-        usage="hystax icrl {popgym,meta} [options] (hystax icrl popgym --help)")
-
-    p = sub.add_parser("bench", help="benchmarks (hystax bench ppo | memory | bandits | lsd | "
-                                     "continual | losse)")
-    p.add_argument("what", choices=["ppo", "memory", "bandits", "lsd", "continual", "losse"],
-                   help="which benchmark")
+    p = sub.add_parser("bench", help=f"benchmarks (hystax bench "
+                                     f"{' | '.join(experiment_registry.BENCHMARKS)})")
+    p.add_argument("what", choices=list(experiment_registry.BENCHMARKS), help="which benchmark")
     p.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     p.add_argument("--out-dir", default="runs/bench",
                    help="parent folder; results go to <out-dir>/<name>/bench_WHAT.json "
@@ -315,23 +283,35 @@ def _initialize_distributed(args) -> None:
 
 def _add_config_flags(group, config_cls) -> list[str]:
     names = []
-    for f in dataclasses.fields(config_cls):
-        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-        if dataclasses.is_dataclass(default):  # nested settings: from Python (hystax.train)
-            continue
-        flag = "--" + f.name.replace("_", "-")
+    for name, default in _flat_fields(config_cls):
+        flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
                                default=None, help=f"(default: {default})")
         elif isinstance(default, tuple):
-            group.add_argument(flag, dest=f.name, type=_int_tuple, default=None,
+            group.add_argument(flag, dest=name, type=_int_tuple, default=None,
                                help=f"comma-separated (default: {','.join(map(str, default))})")
         else:
             kind = _int if isinstance(default, int) else type(default)
-            group.add_argument(flag, dest=f.name, type=kind, default=None,
+            group.add_argument(flag, dest=name, type=kind, default=None,
                                help=f"(default: {default})")
-        names.append(f.name)
+        names.append(name)
     return names
+
+
+def _flat_fields(config_cls) -> list[tuple[str, object]]:
+    """``(name, default)`` of each flag of a config: its fields, and the ``FLAT_NAMES`` of a
+    nested settings field (PPO's ``--memory``, ``--memory-layers``, ...), which the runner
+    routes into it; other nested settings are set from Python (``hystax.train``)."""
+    out = []
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        if not dataclasses.is_dataclass(default):
+            out.append((f.name, default))
+        else:
+            out += [(name, getattr(default, field))
+                    for name, field in getattr(default, "FLAT_NAMES", {}).items()]
+    return out
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -393,45 +373,44 @@ def _plot(args, rest) -> int:
     return 0
 
 
-def _add_experiment_group(sub, command: str, help: str, usage: str) -> None:
-    """``hystax COMMAND EXPERIMENT [its own flags]``: the experiment parses the rest itself."""
-    p = sub.add_parser(command, add_help=False, help=help, usage=usage,
+def _add_experiment_command(sub, command: str, help: str) -> None:
+    """``hystax COMMAND [EXPERIMENT] [its own flags]``: the experiment parses the rest itself
+    (:mod:`hystax.experiments.experiment_registry` lists them)."""
+    names = experiment_registry.names(command)
+    if not names:  # one experiment: every flag is its own
+        p = sub.add_parser(command, add_help=False, help=help,
+                           usage=f"hystax {command} [options] (hystax {command} --help)")
+        p.set_defaults(func=_experiment, group_parser=p)
+        return
+    p = sub.add_parser(command, add_help=False, help=help,
+                       usage=f"hystax {command} {{{','.join(names)}}} [options] "
+                             f"(hystax {command} {names[0]} --help)",
                        description=f"{help[0].upper()}{help[1:]}. Each experiment's own flags: "
                                    f"hystax {command} EXPERIMENT --help.")
-    p.add_argument("experiment", nargs="?", choices=list(EXPERIMENT_GROUPS[command]),
-                   help="which experiment")
+    p.add_argument("experiment", nargs="?", choices=names, help="which experiment")
     p.set_defaults(func=_experiment, group_parser=p)
 
 
 def _experiment(args, rest) -> int:
-    import importlib
-
-    if args.experiment is None:  # `hystax icrl --help` is help; `hystax icrl` names nothing
-        if {"-h", "--help"} & set(rest):
-            args.group_parser.print_help()
-            return 0
-        args.group_parser.error("name an experiment: "
-                                f"{', '.join(EXPERIMENT_GROUPS[args.command])}")
-    module = EXPERIMENT_GROUPS[args.command][args.experiment]
-    experiment = importlib.import_module(f"hystax.experiments.{module}")
-    return experiment.cli(rest, prog=f"hystax {args.command} {args.experiment}")
-
-
-def _continual(args, rest) -> int:
-    from hystax.experiments import continual
-
-    return continual.cli(rest, prog="hystax continual")
+    key = args.command
+    if experiment_registry.names(args.command):
+        if args.experiment is None:  # `hystax icrl --help` is help; `hystax icrl` names nothing
+            if {"-h", "--help"} & set(rest):
+                args.group_parser.print_help()
+                return 0
+            args.group_parser.error(f"name an experiment: "
+                                    f"{', '.join(experiment_registry.names(args.command))}")
+        key = f"{args.command} {args.experiment}"
+    return experiment_registry.experiment(key).cli(rest, prog=f"hystax {key}")
 
 
 def _bench(args, rest) -> int:
-    import importlib
-
     from hystax.rundir import create_run_dir
 
     run_dir = create_run_dir(args.out_dir, args.name, stem=args.what, overwrite=args.overwrite)
-    bench = importlib.import_module(f"hystax.experiments.bench.bench_{args.what}")
-    bench.main(quick=args.quick, out=str(run_dir / f"bench_{args.what}.json"),
-               progress=not args.no_progress)
+    experiment_registry.benchmark(args.what).main(quick=args.quick,
+                                       out=str(run_dir / f"bench_{args.what}.json"),
+                                       progress=not args.no_progress)
     return 0
 
 

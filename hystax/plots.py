@@ -54,6 +54,8 @@ def _run_label(run_dir: Path, config: Mapping) -> str:
     fields = config.get("config") or {}
     # PPO's memory, Dyna's world model, continual MBRL's method
     variant = fields.get("memory") or fields.get("model") or fields.get("method")
+    if isinstance(variant, Mapping):  # PPO's nested memory settings (a flat name before)
+        variant = variant.get("model")
     if agent and variant and variant != "none":
         agent = f"{agent}-{variant}"
     if agent and env:

@@ -206,10 +206,18 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
 
 def saved_config(agent: str, config: Mapping) -> dict:
     """A saved run's config dict with the fields it predates filled in as that run used them
-    (the agent module's ``SAVED_DEFAULTS``), not with today's defaults."""
+    (the agent module's ``SAVED_DEFAULTS``), not with today's defaults. A default named by a
+    flat name (PPO's ``dt_min``) counts as present when the run saved that field nested
+    (``memory.dt_min``)."""
     from hystax import agents
 
-    return {**getattr(agents.get(agent), "SAVED_DEFAULTS", {}), **config}
+    module = agents.get(agent)
+    nested = {name for f in dataclasses.fields(module.Config)
+              if isinstance(config.get(f.name), Mapping)
+              for name, field in getattr(f.default, "FLAT_NAMES", {}).items()
+              if field in config[f.name]}
+    return {**{k: v for k, v in getattr(module, "SAVED_DEFAULTS", {}).items()
+               if k not in {*config, *nested}}, **config}
 
 
 def _resume(run_dir: Path, *, progress, callback, plots, devices,

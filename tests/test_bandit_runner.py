@@ -73,7 +73,7 @@ def test_seeds_vmapped_equal_single_runs_and_differ_from_each_other():
 
 def test_the_runner_and_the_generic_api_import_no_specific_env():
     root = Path(__file__).resolve().parents[1] / "agents" / "bandits"
-    for name in ("api.py", "runner.py", "dlb_runs.py", "lsd/runner.py"):
+    for name in ("policy.py", "bandit_runner.py", "dlb_runs.py", "lsd/lsd_runs.py"):
         tree = ast.parse((root / name).read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -86,7 +86,7 @@ def test_dynlin_ucb_on_its_schedule_equals_every_round_and_the_numpy_reference()
     bits as calling it every round, and the numpy reference replayed on the same noise."""
     from hystax.agents.bandits import dynlin_ucb, run_seeds
     from hystax.envs.dlb import preset
-    from hystax.experiments.bandit_reference import numpy_dynlin_ucb
+    from hystax.experiments.reference import numpy_dynlin_ucb
 
     for name, horizon in (("real", 4000),):
         problem, policy = preset(name), dynlin_ucb("logT")
@@ -107,7 +107,7 @@ def test_dynlin_ucb_on_its_schedule_equals_every_round_and_the_numpy_reference()
 
 def test_the_numpy_reference_runs_seeds_side_by_side():
     from hystax.envs.dlb import preset
-    from hystax.experiments.bandit_reference import numpy_dynlin_ucb
+    from hystax.experiments.reference import numpy_dynlin_ucb
 
     problem = preset("synthetic-0.01")
     regret, pseudo, played = numpy_dynlin_ucb(problem, 500, 500, rng=np.random.default_rng(0),

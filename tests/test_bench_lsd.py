@@ -13,7 +13,7 @@ import pytest
 from hystax.agents.bandits.lsd.planning import cycle_table
 from hystax.agents.bandits.lsd.rounding import CyclePlan, choose_arm, filler_lp
 from hystax.experiments.bench import bench_lsd
-from hystax.experiments.bandit_reference import numpy_choose_arm, numpy_filler_lp
+from hystax.experiments.reference import numpy_choose_arm, numpy_filler_lp
 
 
 def _positive(x) -> bool:

@@ -166,7 +166,7 @@ def test_train_recurrent_ppo_on_popgym_starts_from_its_preset(tmp_path, capsys):
                  "--seeds", "2", "--total-timesteps", "4096", "--d-model", "16",
                  "--name", "rp", "--out-dir", str(tmp_path), "--no-progress"]) == 0
     config = (tmp_path / "rp" / "config.json").read_text()
-    assert '"memory": "gru"' in config and '"num_envs": 16' in config  # preset + override
+    assert '"model": "gru"' in config and '"num_envs": 16' in config  # preset + override
     assert (tmp_path / "rp" / "returns.png").is_file()
     assert "MMER" in capsys.readouterr().out
 

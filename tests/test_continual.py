@@ -11,7 +11,7 @@ import pytest
 from hystax.agents.mbrl import ContinualConfig, continual_mbrl, forgetting_ratios
 from hystax.agents.mpc import MPCConfig
 from hystax.envs.continual_suites import suite, task_sequence
-from hystax.experiments import continual
+from hystax.experiments import continual, continual_offline
 from hystax.world_models.continual_methods import make_method
 
 from hystax import cli
@@ -23,8 +23,9 @@ def offline():
     """Pendulum-gravity, 1,000 random transitions and 1,000 steps per task, seed 0."""
     s = suite("pendulum-gravity")
     runs = {"hnet": {}, "hnet-beta0": {"beta": 0.0}, "finetune": {}, "multitask": {}}
-    return {name: continual.offline_errors(s, name.split("-beta")[0], jax.random.PRNGKey(0),
-                                           points=1000, steps=1000, **opts)
+    return {name: continual_offline.offline_errors(s, name.split("-beta")[0],
+                                                   jax.random.PRNGKey(0), points=1000,
+                                                   steps=1000, **opts)
             for name, opts in runs.items()}
 
 

@@ -12,7 +12,7 @@ from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, run_seeds
 from hystax.agents.bandits import bandit_runner as runner
 from hystax.agents.bandits import policy as api
 from hystax.envs.dlb import preset
-from hystax.experiments import dlb
+from hystax.experiments import bandit_dlb as dlb
 from hystax.experiments.bench import bench_bandits
 
 from hystax import cli
@@ -48,7 +48,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, no
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert message in err and "\n" not in err, err
-    assert err.startswith("python -m hystax.experiments.dlb: error:")
+    assert err.startswith("python -m hystax.experiments.bandit_dlb: error:")
     assert not out.exists()
 
 
@@ -76,9 +76,9 @@ def test_default_algorithms():
 
 def test_reference_settings_run_through_the_cli(tmp_path):
     out = tmp_path / "ref"
-    assert dlb.main(["--preset", "real", "--settings", "reference", "--algorithms",
-                     "lin-ucb-1-ref", "exp3-ref", "--seeds", "2", "--horizon", "500",
-                     "--out-dir", str(out.parent), "--name", out.name, "--no-progress"]) == 0
+    assert dlb.cli(["--preset", "real", "--settings", "reference", "--algorithms",
+                    "lin-ucb-1-ref", "exp3-ref", "--seeds", "2", "--horizon", "500",
+                    "--out-dir", str(out.parent), "--name", out.name, "--no-progress"]) == 0
     summary = json.loads((out / "final.json").read_text())
     assert summary["settings"] == "reference"
     assert {r["label"] for r in summary["rows"]} == {"Lin-UCB (lam=1, reference)", "Exp3 (reference)"}
@@ -87,10 +87,10 @@ def test_reference_settings_run_through_the_cli(tmp_path):
 
 def test_tiny_run_writes_csv_png_and_tables(tmp_path, capsys):
     out = tmp_path / "real"
-    assert dlb.main(["--preset", "real", "--algorithms", "dynlin-ucb-logT", "clairvoyant",
-                     "--seeds", "2", "--horizon", "2000", "--out-dir", str(out.parent),
-                     "--name", out.name,
-                     "--no-progress"]) == 0
+    assert dlb.cli(["--preset", "real", "--algorithms", "dynlin-ucb-logT", "clairvoyant",
+                    "--seeds", "2", "--horizon", "2000", "--out-dir", str(out.parent),
+                    "--name", out.name,
+                    "--no-progress"]) == 0
     for name in ("regret.csv", "regret.png", "regret_realised.png", "final.md", "final.json"):
         assert (out / name).stat().st_size > 0, name
     with open(out / "regret.csv") as f:

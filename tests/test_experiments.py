@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hystax.experiments import meta_rl, popgym_mmer
+from hystax.experiments import meta_rl, popgym_mmer, popgym_tables
 
 
 @pytest.mark.parametrize("main, args, message", [
@@ -81,7 +81,7 @@ def _curves(jump_at: dict, updates=100, seeds=3, seed=0, high=1.0):
 def test_steps_to_threshold_table_from_synthetic_curves(tmp_path):
     results = {"A": _curves({"s5": 20, "gru": 50, "mlp": 10_000}, high=0.95),
                "B": _curves({"s5": 70, "gru": 30, "mlp": 10_000}, seed=1, high=0.95)}
-    reached = popgym_mmer.threshold_steps(results)
+    reached = popgym_tables.threshold_steps(results)
     # thresholds from the MLP's -0.5: 50% -> 0.25, 90% -> 0.85. k updates after the jump the
     # 10-update mean is -0.5 + 1.45 k / 10: 0.225 at k = 5, 0.37 at k = 6 (the 50% crossing),
     # 0.805 at k = 9, 0.95 at k = 10 (the 90% one); margins of 0.02 or more against noise
@@ -90,7 +90,7 @@ def test_steps_to_threshold_table_from_synthetic_curves(tmp_path):
     assert reached["A"]["s5"] == {0.5: steps[20 + 5], 0.9: steps[20 + 9]}
     assert reached["B"]["gru"] == {0.5: steps[30 + 5], 0.9: steps[30 + 9]}
     assert np.isnan(reached["A"]["mlp"][0.5])
-    popgym_mmer.write_depth(results, tmp_path, seeds=3, steps=204_800)
+    popgym_tables.write_depth(results, tmp_path, seeds=3, steps=204_800)
     table = (tmp_path / "thresholds.md").read_text()
     assert "| A | 53k / 61k | 115k / 123k | — / — |" in table
     assert (tmp_path / "curves.png").stat().st_size > 10_000
@@ -101,12 +101,12 @@ def test_steps_to_threshold_table_from_synthetic_curves(tmp_path):
 def test_breadth_tables_normalize_by_the_mlp(tmp_path):
     results = {t: _curves({"s5": 10, "gru": 60, "mlp": 10_000}, seed=i) for i, t in
                enumerate("ABCD")}
-    iqms = popgym_mmer.write_breadth(results, tmp_path, seeds=3, steps=204_800)
+    iqms = popgym_tables.write_breadth(results, tmp_path, seeds=3, steps=204_800)
     assert set(iqms) == {"s5", "gru"}
     # both reach ~1 (normalized ~1); the MLP's own score would be 0 by construction
     for point, lo, hi in iqms.values():
         assert 0.95 < point < 1.05 and lo <= point <= hi
-    normalized = popgym_mmer.normalized_mmer(popgym_mmer.mmer_scores(results))
+    normalized = popgym_tables.normalized_mmer(popgym_tables.mmer_scores(results))
     assert normalized["s5"].shape == (3, 4)
     table = (tmp_path / "mmer.md").read_text()
     assert "Student-t" in table and table.count("±") == 4 * 3
@@ -119,10 +119,10 @@ def test_a_task_the_mlp_solves_is_left_out_of_the_iqm(tmp_path):
     steps = results["A"]["s5"][0]
     solved = np.full((3, steps.size), 0.9999992)  # float32 sums of a perfect episode
     results["D"] = {"s5": (steps, solved + 7e-8), "gru": (steps, solved), "mlp": (steps, solved)}
-    scores = popgym_mmer.mmer_scores(results)
-    assert popgym_mmer.normalizable_tasks(scores) == ["A", "B", "C"]
-    assert popgym_mmer.normalized_mmer(scores)["s5"].shape == (3, 3)
-    popgym_mmer.write_breadth(results, tmp_path, seeds=3, steps=204_800)
+    scores = popgym_tables.mmer_scores(results)
+    assert popgym_tables.normalizable_tasks(scores) == ["A", "B", "C"]
+    assert popgym_tables.normalized_mmer(scores)["s5"].shape == (3, 3)
+    popgym_tables.write_breadth(results, tmp_path, seeds=3, steps=204_800)
     assert "IQM over 3 tasks" in (tmp_path / "iqm.md").read_text()
     assert "left out, as mlp reaches the best return: D" in (tmp_path / "iqm.md").read_text()
 

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 from hystax.experiments import losse_regression as lr
+from hystax.experiments import losse_regression_learners as learners
 
 from hystax.core.errors import HystaxError
 
@@ -48,13 +49,13 @@ def test_run_shapes(quick):
 
 def test_stream_is_sorted_single_pass_data():
     config = lr.RegressionConfig(samples=300, seeds=1, noise=0.5)
-    x, y = lr._stream(config, jax.random.PRNGKey(3))
+    x, y = learners.stream(config, jax.random.PRNGKey(3))
     chex.assert_shape([x, y], (300,))
     x, y = np.asarray(x), np.asarray(y)
     assert np.all(np.diff(x) >= 0) and config.low <= x[0] and x[-1] <= config.high
     noise = y - np.asarray(lr.target(x))
     assert 0.4 < noise.std() < 0.6  # noise s.d. 0.5
-    x0, y0 = lr._stream(lr.RegressionConfig(samples=300, seeds=1), jax.random.PRNGKey(3))
+    x0, y0 = learners.stream(lr.RegressionConfig(samples=300, seeds=1), jax.random.PRNGKey(3))
     np.testing.assert_allclose(np.asarray(y0), np.asarray(lr.target(x0)))  # noise 0: exact
 
 

@@ -264,7 +264,7 @@ def test_runs_start_from_the_preset_for_the_env_and_memory_model():
     assert spec.config == ppo.POPGYM["gru"] and spec.config.prev_action_reward
     assert resolve("ppo", "popgym/CountRecallEasy", check=False).config == ppo.POPGYM["s5"]
     assert resolve("ppo", "Pendulum-v1", check=False).config == ppo.PRESETS["Pendulum-v1"]
-    assert resolve("ppo", "meta/CartPole", memory="gru", check=False).config.memory == "gru"
+    assert resolve("ppo", "meta/CartPole", memory="gru", check=False).config.memory.model == "gru"
     assert resolve("ppo", "Acrobot-v1", check=False).config == ppo.Config()  # no preset
     plain = resolve("ppo", "popgym/RepeatFirstEasy", config=ppo.Config(memory="s5"), check=False)
     assert plain.config == ppo.Config(memory="s5")  # an explicit config wins
@@ -276,11 +276,41 @@ def test_a_saved_config_resumes_as_it_ran_not_with_newer_defaults():
     import dataclasses
 
     from hystax.agents import ppo
+    from hystax.agents.memory import FLAT_NAMES
     from hystax.runner import saved_config
 
-    today = dataclasses.asdict(ppo.Config(memory="s5"))
+    config = ppo.Config(memory="s5")  # saved as older runs did: the memory settings flat
+    today = {**{k: v for k, v in dataclasses.asdict(config).items() if k != "memory"},
+             **{flat: getattr(config.memory, field) for flat, field in FLAT_NAMES.items()}}
     old = {k: v for k, v in today.items() if k not in ppo.SAVED_DEFAULTS}  # an older run
     filled = saved_config("ppo", old)
     assert set(filled) == set(today)
     assert not filled["separate_memory"] and (filled["dt_min"], filled["dt_max"]) == (1e-3, 0.1)
     assert saved_config("ppo", today) == today  # what a run saved always wins
+
+
+def test_memory_settings_flat_or_nested_build_one_config():
+    """Flat memory names (hystax.train keywords, CLI flags, config.json before MemoryConfig)
+    go into ``config.memory``; a nested config.json's memory wins over SAVED_DEFAULTS."""
+    import dataclasses
+    import json
+
+    from hystax.agents import ppo
+    from hystax.agents.memory import FLAT_NAMES, MemoryConfig
+    from hystax.runner import resolve, saved_config
+
+    spec = resolve("ppo", "CartPole-v1", memory="gru", memory_layers=2, d_model=16,
+                   separate_memory=False, dt_min=0.5, dt_max=0.6, lr=1e-3, check=False)
+    memory = MemoryConfig("gru", layers=2, d_model=16, separate=False, dt_min=0.5, dt_max=0.6)
+    assert spec.config == ppo.Config(memory=memory, lr=1e-3)
+    nested = json.loads(json.dumps(dataclasses.asdict(spec.config)))
+    flat = {**{k: v for k, v in nested.items() if k != "memory"},
+            **{name: nested["memory"][field] for name, field in FLAT_NAMES.items()}}
+    for saved in (nested, flat):
+        config = resolve("ppo", "CartPole-v1", config=saved_config("ppo", saved), check=False)
+        assert config.config == spec.config
+    # a model name keeps the preset's other memory settings; a MemoryConfig replaces them
+    s4d = resolve("ppo", "popgym/RepeatFirstEasy", memory="s4d", d_model=32, check=False)
+    assert s4d.config.memory == dataclasses.replace(ppo.POPGYM["s4d"].memory, d_model=32)
+    whole = resolve("ppo", "CartPole-v1", memory=memory, check=False)
+    assert whole.config.memory == memory

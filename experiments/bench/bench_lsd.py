@@ -16,7 +16,7 @@ measures, in float64 throughout:
 3. rounds/s of the learners LP-rounding UCB and ISI-CombUCB1 (D = 4) on ``laforgue-main``:
    ``jit(vmap(run over seeds))`` of ``run_seeds`` (one ``lax.scan`` over rounds; compile time
    from ``lower().compile()`` reported apart, median of the timed runs) next to a plain numpy
-   per-round loop of the SAME algorithm (``experiments/bandit_reference.py``: same UCB tables,
+   per-round loop of the SAME algorithm (``experiments/reference/``: same UCB tables,
    same epochs / blocks, same arm choice; the environment stepped in numpy too). LP-rounding
    UCB's numpy loop solves the K leave-one-out cycle LPs on the UCB table with scipy's HiGHS at
    every re-plan, keeps the filler with the largest value, and samples the cycles and phases
@@ -42,12 +42,12 @@ import jax.numpy as jnp
 import numpy as np
 from hystax.agents.bandits.bandit_runner import busy_rounds, collect, compiled_play, noise_of_rounds
 from hystax.agents.bandits.lsd.comb_ucb import isi_comb_ucb1
-from hystax.agents.bandits.lsd.planning import dp_plan, dp_value, joint_state_count, lp_relaxation
-from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, lp_rounding_ucb, rounding_lp
 from hystax.agents.bandits.lsd.lsd_runs import make_info
-from hystax.envs.lsd import preset, random_monotone
-from hystax.experiments.bandit_reference import numpy_isi_comb_ucb1, numpy_lp_rounding_ucb
-from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info
+from hystax.agents.bandits.lsd.rounding import lp_rounding_ucb
+from hystax.envs.lsd import preset
+from hystax.experiments.bench.bench_lsd_planners import bench_dp, bench_lp, bench_rounding
+from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info, repeat, timed
+from hystax.experiments.reference import numpy_isi_comb_ucb1, numpy_lp_rounding_ucb
 from hystax.progress import PartBar
 
 import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)
@@ -89,88 +89,6 @@ QUICK = Sizes(dp_idle_cap=9, dp_arms=(2, 3, 4), dp_arms_horizon=500,
               seeds=8, horizon=720, record_every=72, reps=2, numpy_seeds=1)
 
 
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
-
-
-def _first(fn):
-    """A first call: every jit cache emptied beforehand, so it traces and compiles afresh
-    (otherwise an earlier row with the same shapes would have compiled it already)."""
-    jax.clear_caches()
-    return _timed(fn)
-
-
-def _median_time(fn, reps: int) -> tuple[float, list]:
-    times = [_timed(fn)[0] for _ in range(reps)]
-    return statistics.median(times), times
-
-
-# --- 1. exact DP ------------------------------------------------------------------------------
-
-
-def _dp_row(sweep: str, num_arms: int, horizon: int, idle_cap: int) -> dict:
-    problem = random_monotone(0, num_arms, idle_cap=idle_cap, kind="recharging")
-    n = joint_state_count(problem)
-    value_first, value = _first(lambda: dp_value(problem, horizon))
-    value_warm, _ = _timed(lambda: dp_value(problem, horizon))
-    plan_first, (plan_value, _) = _first(lambda: dp_plan(problem, horizon))
-    plan_warm, _ = _timed(lambda: dp_plan(problem, horizon))
-    return {"sweep": sweep, "arms": num_arms, "states_per_arm": problem.states_per_arm,
-            "joint_states": n, "horizon": horizon,
-            "dp_value_first_s": value_first, "dp_value_warm_s": value_warm,
-            "dp_plan_first_s": plan_first, "dp_plan_warm_s": plan_warm,
-            # Bellman backups: every state, every arm, every round
-            "backups_per_s_warm": n * num_arms * horizon / value_warm,
-            "opt": value, "plan_value": plan_value, "value_minus_plan": abs(value - plan_value)}
-
-
-def bench_dp(sizes: Sizes) -> list[dict]:
-    rows = [_dp_row("K", k, sizes.dp_arms_horizon, sizes.dp_idle_cap) for k in sizes.dp_arms]
-    rows += [_dp_row("T", sizes.dp_horizon_arms, t, sizes.dp_idle_cap) for t in sizes.dp_horizons]
-    return rows
-
-
-# --- 2. LP planner and rounding --------------------------------------------------------------
-
-
-def _lp_row(num_arms: int, cap: int, reps: int) -> dict:
-    problem = random_monotone(0, num_arms, idle_cap=cap, play_cap=cap)
-    dual_first, dual = _first(lambda: lp_relaxation(problem))
-    dual_warm, dual_all = _median_time(lambda: lp_relaxation(problem), reps)
-    highs_first, highs = _timed(lambda: lp_relaxation(problem, method="highs"))
-    highs_warm, highs_all = _median_time(lambda: lp_relaxation(problem, method="highs"), reps)
-    cycles = int(np.shape(dual.y)[1])
-    return {"arms": num_arms, "idle_cap": cap, "play_cap": cap, "cycles_per_arm": cycles,
-            "variables": num_arms * cycles, "constraints": num_arms + 1,
-            "dual_first_s": dual_first, "dual_warm_s": dual_warm, "dual_warm_s_all": dual_all,
-            "highs_first_s": highs_first, "highs_warm_s": highs_warm,
-            "highs_warm_s_all": highs_all,
-            "dual_value": float(dual.value), "highs_value": float(highs.value),
-            "abs_diff": abs(float(dual.value) - float(highs.value)),
-            "dual_price": float(dual.price), "highs_price": float(highs.price)}
-
-
-def bench_lp(sizes: Sizes) -> list[dict]:
-    return [_lp_row(k, sizes.lp_cap, sizes.lp_reps) for k in sizes.lp_arms]
-
-
-def bench_rounding(sizes: Sizes) -> list[dict]:
-    problem = random_monotone(0, sizes.rounding_arms, idle_cap=sizes.lp_cap, play_cap=sizes.lp_cap)
-    lp = rounding_lp(problem)  # the planner's own LP (one arm left out as the filler)
-    keys = jax.random.split(jax.random.PRNGKey(0), sizes.rounding_keys)
-    rows = []
-    for horizon in sizes.rounding_horizons:
-        first, schedules = _first(lambda h=horizon: lp_rounding_schedules(problem, keys, h, lp))
-        warm, _ = _timed(lambda h=horizon: lp_rounding_schedules(problem, keys, h, lp))
-        rows.append({"arms": sizes.rounding_arms, "keys": sizes.rounding_keys, "horizon": horizon,
-                     "first_s": first, "warm_s": warm,
-                     "schedule_rounds_per_s": sizes.rounding_keys * horizon / warm,
-                     "shape": list(np.shape(schedules))})
-    return rows
-
-
 # --- 3. learners: jax -------------------------------------------------------------------------
 
 
@@ -182,13 +100,10 @@ def bench_jax_learner(policy, problem, sizes: Sizes) -> tuple[dict, tuple]:
     blocks = sizes.horizon // sizes.record_every
     with jax.enable_x64(True):
         keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(sizes.seeds))
-        compile_s, compiled = _timed(lambda: compiled_play(
+        compile_s, compiled = timed(lambda: compiled_play(
             policy, blocks, sizes.record_every, True).lower(problem, info, keys,
                                                             busy).compile())
-        times = []
-        for _ in range(sizes.reps):
-            run_s, out = _timed(lambda: jax.block_until_ready(compiled(problem, info, keys, busy)))
-            times.append(run_s)
+        times, out = repeat(lambda: compiled(problem, info, keys, busy), sizes.reps)
     played = collect(out, sizes.record_every)
     reward, counts = played.reward, played.arm_counts
     run_s = statistics.median(times)
@@ -210,7 +125,7 @@ def bench_numpy_learner(name: str, fn, sizes: Sizes) -> dict:
     rng = np.random.default_rng(0)
     times, totals = [], []
     for _ in range(sizes.numpy_seeds):
-        run_s, total = _timed(lambda: fn(rng))
+        run_s, total = timed(lambda: fn(rng))
         times.append(run_s)
         totals.append(total)
     run_s = sum(times)
@@ -331,12 +246,10 @@ def main(quick: bool = False, out: str = "runs/bench_lsd.json", progress: bool =
                "dp": dp, "lp": lp, "rounding": rounding, "learners": learners,
                "ratios": ratios, "isi_replay": check,
                "lp_max_abs_diff": lp_diff, "lp_agree": bool(lp_diff <= LP_TOL)}
-    results["total_s"] = time.perf_counter() - start  # the table reports it
     return finish(results, format_table(results), start, out)
 
 
-def cli(argv: list[str] | None = None) -> int:
-    return bench_cli(main, "lsd", __doc__, argv)
+cli = bench_cli(main, "lsd", __doc__)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,15 @@ import jax.numpy as jnp
 
 import hystax
 from hystax.agents import ppo
-from hystax.agents.algorithm import default_hparams
-from hystax.agents.memory import SequenceModel
-from hystax.experiments.bench.bench_tools import bench_cli, machine_info, write_results
+from hystax.agents.algorithm import default_hparams, replace_config
+from hystax.agents.memory import MemoryConfig, SequenceModel
+from hystax.experiments.bench.bench_tools import (
+    bench_cli,
+    compile_ahead,
+    finish,
+    machine_info,
+    repeat,
+)
 from hystax.progress import PartBar
 
 LAYER_MODELS = ("s5", "s5-before", "s4d", "gru", "lstm")
@@ -61,29 +67,25 @@ class Sizes:
     s4d_max_length: int = 1024
 
 
-_PPO_FULL = ppo.Config(memory="s5", num_envs=64, num_steps=1024, update_epochs=2,
-                       num_minibatches=8, d_model=128, state_size=128, encoder_sizes=(128,),
+_PPO_FULL = ppo.Config(memory=MemoryConfig("s5", d_model=128, state_size=128,
+                                           encoder_sizes=(128,)),
+                       num_envs=64, num_steps=1024, update_epochs=2, num_minibatches=8,
                        hidden_sizes=(128,), total_timesteps=64 * 1024, prev_action_reward=True)
 FULL = Sizes(lengths=(128, 1024, 4096), batch=64, d_model=256, state_size=256, reps=3,
              ppo=_PPO_FULL, ppo_updates=2, depths=(1, 2, 4))
 QUICK = Sizes(lengths=(32, 128), batch=8, d_model=32, state_size=32, reps=2,
               ppo=dataclasses.replace(_PPO_FULL, num_envs=8, num_steps=64, num_minibatches=2,
-                                      d_model=16, state_size=16, encoder_sizes=(16,),
-                                      hidden_sizes=(16,), total_timesteps=8 * 64),
+                                      hidden_sizes=(16,), total_timesteps=8 * 64,
+                                      memory=dataclasses.replace(_PPO_FULL.memory, d_model=16,
+                                                                 state_size=16,
+                                                                 encoder_sizes=(16,))),
               ppo_updates=2, depths=(1, 2))
 
 
 def _timed(fn, *args, reps: int) -> tuple[float, float]:
     """``(compile_s, median run_s)`` of a jitted ``fn(*args)``."""
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
-    return compile_s, statistics.median(times)
+    compile_s, compiled = compile_ahead(fn, *args)
+    return compile_s, statistics.median(repeat(lambda: compiled(*args), reps)[0])
 
 
 def bench_layers(sizes: Sizes) -> list[dict]:
@@ -98,8 +100,9 @@ def bench_layers(sizes: Sizes) -> list[dict]:
         for name in models:
             kind, before = _variant(name)
             state_size = sizes.s4d_state_size if kind == "s4d" else sizes.state_size
-            model = SequenceModel(kind, sizes.d_model, 1, state_size,
-                                  layer_norm=before.get("layer_norm", True))
+            model = SequenceModel(MemoryConfig(kind, d_model=sizes.d_model,
+                                               state_size=state_size,
+                                               layer_norm=before.get("layer_norm", True)))
             carry = model.initialize_carry(sizes.batch)
             params = model.init(key, carry, (x[:2], starts[:2]))
 
@@ -121,7 +124,7 @@ def bench_ppo_throughput(sizes: Sizes) -> list[dict]:
     rows = []
     for name in PPO_MEMORIES:
         memory, before = _variant(name)
-        config = dataclasses.replace(sizes.ppo, memory=memory, **before)
+        config = replace_config(sizes.ppo, {"memory": memory, **before})  # flat names
         algo = ppo.make_algorithm(config, env, params)
         state = jax.jit(algo.init)(jax.random.PRNGKey(0), default_hparams(config))
 
@@ -147,7 +150,8 @@ def bench_compile_vs_depth(sizes: Sizes) -> list[dict]:
     env, params = hystax.make(PPO_ENV)
     rows = []
     for depth in sizes.depths:
-        config = dataclasses.replace(sizes.ppo, memory_layers=depth)
+        config = dataclasses.replace(sizes.ppo,
+                                     memory=dataclasses.replace(sizes.ppo.memory, layers=depth))
         train = jax.jit(ppo.make_train(config, env, params))
         start = time.perf_counter()
         train.lower(jax.random.PRNGKey(0)).compile()
@@ -181,18 +185,10 @@ def main(quick: bool = False, out: str = "runs/bench_memory.json",
         results["layers"] = part("layer timings", bench_layers, sizes)
         results["ppo"] = part("PPO throughput", bench_ppo_throughput, sizes)
         results["compile"] = part("compile vs depth", bench_compile_vs_depth, sizes)
-    results["total_s"] = time.perf_counter() - start
-    results["table"] = format_tables(results)
-    print(results["table"])
-    machine = results["machine"]
-    print(f"\n{machine['backend']} {machine['devices']}, {machine['usable_cpus']} usable CPUs, "
-          f"load {machine['loadavg_at_start']}; total {results['total_s']:.0f} s")
-    write_results(results, out)
-    return results
+    return finish(results, format_tables(results), start, out)
 
 
-def cli(argv: list[str] | None = None) -> int:
-    return bench_cli(main, "memory", __doc__, argv)
+cli = bench_cli(main, "memory", __doc__)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,13 @@ from hystax import runner
 from hystax.core import sharding
 from hystax.agents import ppo
 from hystax.agents.algorithm import merge_hparams
-from hystax.experiments.bench.bench_tools import bench_cli, machine_info, write_results
+from hystax.experiments.bench.bench_tools import (
+    bench_cli,
+    compile_ahead,
+    finish,
+    machine_info,
+    timed,
+)
 from hystax.progress import PartBar
 
 ENV = "CartPole-v1"
@@ -78,24 +84,19 @@ def compile_monolithic(num_seeds: int, num_updates: int):
     Cached, so a benchmark that repeats a size (``--quick``) compiles it once.
     """
     spec = _spec(num_seeds, num_updates)
-    train = jax.jit(jax.vmap(ppo.make_train(spec.config, spec.env, spec.env_params)))
-    start = time.perf_counter()
-    compiled = train.lower(_keys(num_seeds, 0)).compile()
-    compile_s = time.perf_counter() - start
+    train = jax.vmap(ppo.make_train(spec.config, spec.env, spec.env_params))
+    compile_s, compiled = compile_ahead(train, _keys(num_seeds, 0))
 
     def run(offset: int) -> float:
         keys = _keys(num_seeds, offset)
-        start = time.perf_counter()
-        _, metrics = jax.block_until_ready(compiled(keys))
-        sharding.to_host(metrics)
-        return time.perf_counter() - start
+        return timed(lambda: sharding.to_host(jax.block_until_ready(compiled(keys))[1]))[0]
 
     return run, compile_s
 
 
 def build_chunked(num_seeds: int, num_updates: int):
-    """The runner's host loop (``runner.iterate_chunks``, as in ``runner._run``, without files
-    or progress bar).
+    """The runner's host loop (``runner.iterate_chunks``, as ``runner.train`` runs it, without
+    files or progress bar).
 
     Returns ``(run(offset), num_chunks, chunk_updates)``; ``run`` initialises the seeds,
     calls the jitted chunk until all updates are done, brings each chunk's metrics to the
@@ -168,11 +169,8 @@ def bench_overhead(num_seeds: int, num_updates: int, reps: int) -> dict:
 
 def bench_runner_train(num_seeds: int, num_updates: int) -> float:
     """Wall seconds of one ``hystax.runner.train`` call (compile included, nothing written)."""
-    start = time.perf_counter()
-    result = runner.train("ppo", ENV, seeds=num_seeds, config=_config(num_updates),
-                          out_dir=None, progress=False, plots=False)
-    jax.block_until_ready(result.state)
-    return time.perf_counter() - start
+    return timed(lambda: runner.train("ppo", ENV, seeds=num_seeds, config=_config(num_updates),
+                                      out_dir=None, progress=False, plots=False).state)[0]
 
 
 def format_table(results: dict) -> str:
@@ -214,22 +212,15 @@ def main(quick: bool = False, out: str = "runs/bench_ppo.json", progress: bool =
         "overhead": overhead,
         "runner_train_end_to_end_s": runner_train_s,
     }
-    results["total_s"] = time.perf_counter() - start
-    results["table"] = format_table(results)
-    print(results["table"])
-    print(f"\nchunked / monolithic per pair: "
-          f"{', '.join(f'{r:.3f}' for r in overhead['pair_ratios'])}")
+    notes = [f"\nchunked / monolithic per pair: "
+             f"{', '.join(f'{r:.3f}' for r in overhead['pair_ratios'])}"]
     if runner_train_s is not None:
-        print(f"runner.train end to end ({sizes.overhead_seeds} seeds, compile included): "
-              f"{runner_train_s:.1f} s")
-    print(f"{machine['backend']} {machine['devices']}, jax {machine['jax']}, "
-          f"{machine['usable_cpus']} usable CPUs; total {results['total_s']:.0f} s")
-    write_results(results, out)
-    return results
+        notes.append(f"runner.train end to end ({sizes.overhead_seeds} seeds, compile "
+                     f"included): {runner_train_s:.1f} s")
+    return finish(results, format_table(results), start, out, notes)
 
 
-def cli(argv: list[str] | None = None) -> int:
-    return bench_cli(main, "ppo", __doc__, argv)
+cli = bench_cli(main, "ppo", __doc__)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Dynamical linear bandits: every algorithm on a DLB preset, seeds vmapped, regret curves and tables.
 
-``python -m hystax.experiments.dlb --preset synthetic-0.01 --horizon 100000 --seeds 20
+``python -m hystax.experiments.bandit_dlb --preset synthetic-0.01 --horizon 100000 --seeds 20
 [--settings textbook|reference] [--algorithms ...] [--record-every N] [--out-dir runs/dlb]
 [--name NAME] [--overwrite]`` (or ``hystax bandit dlb ...``)
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import datetime
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +34,12 @@ from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, SETTINGS, make_pol
 from hystax.agents.bandits.policy import record_interval
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
-from hystax.experiments.common import (
-    OneLineParser,
+from hystax.experiments.bandit_plan import BanditPlan, check_algorithms, run_learners
+from hystax.experiments.experiment import (
+    Experiment,
     add_run_dir_args,
+    markdown_table,
     positive_int,
-    run_or_exit,
     write_summary,
 )
 
@@ -71,15 +71,10 @@ def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every
         raise unknown_name("settings", str(settings), SETTINGS)
     if algorithms is None:
         algorithms = default_algorithms(preset, settings)
-    algorithms = [algorithms] if isinstance(algorithms, str) else list(algorithms)
-    require(len(algorithms) > 0, "no algorithms given")
-    for name in algorithms:
-        if name not in ALGORITHMS:
-            raise unknown_name("bandit algorithm", str(name), ALGORITHMS)
-        require(name != "expert" or preset in EXPERT_PRESETS,
-                f"algorithm 'expert' is the real advertising system's human allocation: only for "
-                f"preset {', '.join(repr(p) for p in EXPERT_PRESETS)}, not {preset!r}")
-    require(len(set(algorithms)) == len(algorithms), f"algorithms repeated: {algorithms}")
+    algorithms = check_algorithms(algorithms, ALGORITHMS, "bandit algorithm")
+    require("expert" not in algorithms or preset in EXPERT_PRESETS,
+            f"algorithm 'expert' is the real advertising system's human allocation: only for "
+            f"preset {', '.join(repr(p) for p in EXPERT_PRESETS)}, not {preset!r}")
     seeds = positive_int("seeds", seeds)
     horizon = positive_int("horizon", horizon)
     if record_every is None:
@@ -88,6 +83,19 @@ def validate(preset: str, algorithms=None, seeds=10, horizon=10**6, record_every
     require(horizon % record_every == 0,
             f"record_every must divide the horizon {horizon}, got {record_every}")
     return problem, algorithms, seeds, horizon, record_every
+
+
+def plan(preset: str, algorithms=None, seeds: int = 10, horizon: int = 10**6,
+         record_every: int | None = None, out_dir: str | Path | None = None,
+         name: str | None = None, overwrite: bool = False, progress: bool = True,
+         settings: str = "textbook") -> BanditPlan:
+    """:func:`validate`, then the output folder ``out_dir/name`` (default
+    ``runs/dlb/<preset>-<date>-<time>``; an existing one only with ``overwrite``)."""
+    problem, algorithms, seeds, horizon, record_every = validate(
+        preset, algorithms, seeds, horizon, record_every, settings)
+    out_dir = create_run_dir(out_dir or "runs/dlb", name, stem=preset, overwrite=overwrite)
+    return BanditPlan(preset, problem, algorithms, seeds, horizon, record_every, out_dir,
+                      progress, {"settings": settings})
 
 
 def run(preset: str, algorithms=None, seeds: int = 10, horizon: int = 10**6,
@@ -104,25 +112,14 @@ def run(preset: str, algorithms=None, seeds: int = 10, horizon: int = 10**6,
     the smallest giving at most 1000 points). Everything is validated before the first
     compilation.
     """
-    problem, algorithms, seeds, horizon, record_every = validate(
-        preset, algorithms, seeds, horizon, record_every, settings)
-    out_dir = create_run_dir(out_dir or "runs/dlb", name, stem=preset, overwrite=overwrite)
-    from tqdm.auto import tqdm
+    return EXPERIMENT.execute(plan(preset, algorithms, seeds, horizon, record_every, out_dir,
+                                   name, overwrite, progress, settings))[1]
 
-    results, start = {}, time.perf_counter()
-    bar = tqdm(algorithms, desc=f"dlb {preset}", unit="alg", disable=not progress)
-    for name in bar:
-        bar.set_postfix_str(f"{name} ({seeds} seeds x {horizon:,} rounds)")
-        policy = make_policy(name, problem)
-        t0 = time.perf_counter()
-        out = run_seeds(policy, problem, seeds, horizon, record_every=record_every)
-        results[name] = (policy.name, out, time.perf_counter() - t0)
-    bar.close()
-    summary = _summary(preset, problem, results, seeds, horizon, record_every,
-                       time.perf_counter() - start)
-    summary["settings"] = settings
-    write_outputs(summary, results, out_dir)
-    return summary
+
+def run_plan(plan: BanditPlan) -> dict:
+    """``{algorithm: (label, RegretCurves, wall seconds)}``, one jitted ``run_seeds`` each."""
+    return run_learners(plan, lambda name: make_policy(name, plan.problem), run_seeds,
+                        f"dlb {plan.preset}")
 
 
 def _stats(final: np.ndarray) -> dict:
@@ -131,21 +128,25 @@ def _stats(final: np.ndarray) -> dict:
             "per_seed": final.tolist()}
 
 
-def _summary(preset, problem, results, seeds, horizon, record_every, wall_s) -> dict:
+def summarise(plan: BanditPlan, results: dict) -> dict:
+    """What ``final.json`` holds: the final regrets per algorithm (sorted by pseudo-regret)."""
     rows = []
     for name, (label, out, secs) in results.items():
         counts = out.arm_counts.mean(axis=0)
         rows.append({"algorithm": name, "label": label,
                      "pseudo_regret": _stats(out.pseudo_regret[:, -1]),
                      "regret": _stats(out.regret[:, -1]),
-                     "mean_arm_fraction": (counts / horizon).tolist(), "wall_s": secs})
+                     "mean_arm_fraction": (counts / plan.horizon).tolist(), "wall_s": secs})
     rows.sort(key=lambda r: r["pseudo_regret"]["mean"])
-    return {"preset": preset, "horizon": horizon, "seeds": seeds, "record_every": record_every,
+    problem = plan.problem
+    return {"preset": plan.preset, "horizon": plan.horizon, "seeds": plan.seeds,
+            "record_every": plan.record_every,
             "J_star": float(problem.J_star), "u_star": problem.u_star.tolist(),
             "h": problem.h.tolist(), "arms": problem.arms.tolist(),
             "sigma": float(problem.sigma), "rho": float(problem.rho), "phi": float(problem.phi),
-            "rows": rows, "wall_s": wall_s,
-            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+            "rows": rows, "wall_s": sum(secs for _, _, secs in results.values()),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "settings": plan.extra["settings"]}
 
 
 def _cell(s: dict) -> str:
@@ -156,25 +157,26 @@ def format_table(summary: dict) -> str:
     """The markdown table of final regrets (sorted by final pseudo-regret)."""
     T = summary["horizon"]
     settings = f" ({summary['settings']} settings)" if "settings" in summary else ""
-    lines = [(f"DLB `{summary['preset']}`{settings}: final regret at T = {T:,}, mean ± s.e. (min / max) "
-              f"over {summary['seeds']} seeds, the same noise for every algorithm; J* = "
-              f"{summary['J_star']:.5f}, u* = {tuple(summary['u_star'])}"), "",
-             ("| algorithm | pseudo-regret | min / max | per round | realised expected regret "
-              "| min / max | wall s |"), "|---|---:|---:|---:|---:|---:|---:|"]
+    caption = (f"DLB `{summary['preset']}`{settings}: final regret at T = {T:,}, mean ± s.e. "
+               f"(min / max) over {summary['seeds']} seeds, the same noise for every algorithm; "
+               f"J* = {summary['J_star']:.5f}, u* = {tuple(summary['u_star'])}")
+    rows = []
     for r in summary["rows"]:
         p, q = r["pseudo_regret"], r["regret"]
-        lines.append(f"| {r['label']} | {_cell(p)} | {p['min']:,.1f} / {p['max']:,.1f} | "
-                     f"{p['mean'] / T:.4f} | {_cell(q)} | {q['min']:,.1f} / {q['max']:,.1f} | "
-                     f"{r['wall_s']:.1f} |")
+        rows.append([r["label"], _cell(p), f"{p['min']:,.1f} / {p['max']:,.1f}",
+                     f"{p['mean'] / T:.4f}", _cell(q), f"{q['min']:,.1f} / {q['max']:,.1f}",
+                     f"{r['wall_s']:.1f}"])
+    lines = markdown_table(caption, ["algorithm", "pseudo-regret", "min / max", "per round",
+                                     "realised expected regret", "min / max", "wall s"], rows)
     lines += ["", ("pseudo-regret = sum_t (J* - <h, u_t>) (the paper's curves); realised "
                    "expected regret = T J* - sum_t E[y_t | x_t, u_t] on the realised state path. "
                    "wall s: compile + run of all seeds.")]
     return "\n".join(lines)
 
 
-def write_outputs(summary: dict, results: dict, out_dir: Path) -> None:
+def write_outputs(plan: BanditPlan, results: dict, summary: dict) -> None:
     """``regret.csv``, ``regret.png``, ``regret_realised.png``, ``final.md``, ``final.json``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = plan.out_dir
     with open(out_dir / "regret.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["algorithm", "seed", "round", "regret", "pseudo_regret"])
@@ -195,8 +197,9 @@ def write_outputs(summary: dict, results: dict, out_dir: Path) -> None:
           f"({summary['wall_s']:.0f} s)")
 
 
-def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments.dlb") -> int:
-    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
+def add_arguments(parser) -> None:
+    """``--preset``, ``--horizon``, ``--seeds``, ``--settings``, ``--algorithms``,
+    ``--record-every`` and the run folder."""
     parser.add_argument("--preset", default="synthetic-0.01",
                         help=f"DLB preset: {', '.join(PRESETS)} (default: %(default)s)")
     parser.add_argument("--horizon", default="100000", help="rounds T (default: %(default)s)")
@@ -210,18 +213,13 @@ def cli(argv: list[str] | None = None, prog: str = "python -m hystax.experiments
     parser.add_argument("--record-every", default=None,
                         help="record the regret every N rounds (default: <= 1000 points)")
     add_run_dir_args(parser, "runs/dlb", "<preset>")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    return run_or_exit(parser, lambda: run(args.preset, args.algorithms, args.seeds, args.horizon,
-                                           args.record_every, args.out_dir, args.name,
-                                           args.overwrite, progress=not args.no_progress,
-                                           settings=args.settings))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``hystax bandit dlb`` (same as :func:`cli`)."""
-    return cli(argv)
-
+EXPERIMENT = Experiment(
+    prog="python -m hystax.experiments.bandit_dlb", description=__doc__.splitlines()[0],
+    add_arguments=add_arguments, validate=lambda args: plan(**vars(args)), run=run_plan,
+    summarise=summarise, write=write_outputs)
+cli = EXPERIMENT.cli
 
 if __name__ == "__main__":
     sys.exit(cli())
