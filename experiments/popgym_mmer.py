@@ -28,8 +28,6 @@ resume from their last checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -173,9 +171,9 @@ def _train_or_load(task, model, seeds, steps, task_dir: Path, progress):
         saved = rundir.read_config(run_dir)
         wanted = resolve("ppo", f"popgym/{task}", check=False, total_timesteps=steps,
                          **model_overrides(model)).config
-        require(saved_config("ppo", saved.get("config", {}))
-                == json.loads(json.dumps(dataclasses.asdict(wanted)))
-                and len(saved.get("seeds", [])) == seeds,
+        resumed = resolve("ppo", f"popgym/{task}", check=False,  # the config it resumes with
+                          config=saved_config("ppo", saved.get("config", {}))).config
+        require(resumed == wanted and len(saved.get("seeds", [])) == seeds,
                 f"{run_dir} was run with other settings; use another --out-dir")
         metrics = rundir.read_metrics(run_dir) if (run_dir / rundir.METRICS_FILE).exists() else {}
         updates = steps // _steps_per_update(saved["config"])

@@ -3,8 +3,6 @@ stopped as a whole when one run is interrupted, and resumed run by run."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import shutil
 from pathlib import Path
 
@@ -29,15 +27,16 @@ def train_or_resume(parent: Path, name: str, agent: str, env: str, *, seeds: int
     its last checkpoint (a finished run is only read back). Returns the ``RunResult``; an
     interrupted run stops the set (:class:`SetInterrupted`)."""
     from hystax import checkpoints, rundir
-    from hystax.runner import saved_config, train
+    from hystax.runner import resolve, saved_config, train
 
     run_dir = Path(parent) / name
     if run_dir.exists() and checkpoints.has_checkpoint(run_dir):
         saved = rundir.read_config(run_dir)
-        wanted = json.loads(json.dumps(dataclasses.asdict(config)))
-        require(saved.get("agent") == agent and saved.get("env") == env
-                and saved.get("seeds") == list(range(seeds))
-                and saved_config(agent, saved.get("config", {})) == wanted,
+        same = saved.get("agent") == agent and saved.get("env") == env and saved.get(
+            "seeds") == list(range(seeds)) and resolve(  # the config that run resumes with
+            agent, env, config=saved_config(agent, saved.get("config", {})), check=False
+        ).config == config
+        require(same,
                 f"{run_dir} was run with other settings; use another --name or --out-dir")
         result = train(resume=run_dir, progress=progress)
     else:
