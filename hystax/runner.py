@@ -26,7 +26,7 @@ from hystax import checkpoints as ckpt
 from hystax import rundir
 from hystax.core import sharding
 from hystax.agents.algorithm import merge_hparams, replace_config, update_at
-from hystax.core.errors import HystaxError, require
+from hystax.core.errors import HystaxError, is_int, require
 from hystax.stopping import StopRequests
 
 
@@ -76,10 +76,10 @@ def resolve(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | 
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     config = replace_config(config, overrides) if overrides else config
 
-    require(_is_int(seeds) or (isinstance(seeds, (Sequence, np.ndarray))
-                               and not isinstance(seeds, str) and all(_is_int(s) for s in seeds)),
+    require(is_int(seeds) or (isinstance(seeds, (Sequence, np.ndarray))
+                               and not isinstance(seeds, str) and all(is_int(s) for s in seeds)),
             f"seeds must be a positive int or a list of non-negative ints, got {seeds!r}")
-    if _is_int(seeds):
+    if is_int(seeds):
         require(seeds > 0, f"seeds must be positive, got {seeds}")
         seeds = list(range(int(seeds)))
     seeds = sorted(int(s) for s in seeds)  # rows of metrics follow this order
@@ -116,9 +116,6 @@ def default_config(module, env_name: str, overrides: Mapping | None = None):
     config = preset(env_name, dict(overrides or {})) if preset is not None else None
     return module.Config() if config is None else config
 
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def _gymnax_names() -> set[str]:

@@ -65,5 +65,6 @@ def make_method(name: str, obs_dim: int, act_dim: int, num_tasks: int,
     if name not in METHODS:
         raise unknown_name("continual method", name, METHODS)
     for what, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("num_tasks", num_tasks)):
-        require(isinstance(value, int) and value > 0, f"{what} must be a positive int, got {value!r}")
+        require(isinstance(value, int) and value > 0,
+                f"{what} must be a positive int, got {value!r}")
     return METHODS[name](obs_dim, act_dim, num_tasks, **options)

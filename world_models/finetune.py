@@ -51,9 +51,11 @@ def _no_consolidation(spec: NetSpec, state, task: int, data: Transitions):
 
 
 def _make_finetune(spec: NetSpec) -> ContinualMethod:
-    return as_method(spec, functools.partial(finetune_init, spec), functools.partial(begin_task, spec),
-                   functools.partial(finetune_update, spec),
-                   functools.partial(_no_consolidation, spec))
+    return as_method(spec,
+                     functools.partial(finetune_init, spec),
+                     functools.partial(begin_task, spec),
+                     functools.partial(finetune_update, spec),
+                     functools.partial(_no_consolidation, spec))
 
 
 def make_finetune(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32),
@@ -62,7 +64,7 @@ def make_finetune(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32)
     """One network trained on each task in turn (only the normaliser depends on the task,
     unless ``multihead``)."""
     return _make_finetune(make_spec("finetune", obs_dim, act_dim, num_tasks, hidden, gaussian, lr,
-                                clip, multihead, unknown))
+                                    clip, multihead, unknown))
 
 
 def make_multihead(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32),
@@ -71,4 +73,4 @@ def make_multihead(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32
     """A shared trunk with one output layer per task, fine-tuned task after task. Old heads
     never move (their gradient is zero and the optimiser is reset per task); the trunk drifts."""
     return _make_finetune(make_spec("multihead", obs_dim, act_dim, num_tasks, hidden, gaussian, lr,
-                                clip, True, unknown))
+                                    clip, True, unknown))

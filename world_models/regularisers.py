@@ -138,16 +138,19 @@ def make_ewc(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32),
     ``fisher="model"`` (default) is the Fisher of the Gaussian likelihood whose NLL is the loss
     (label-free; it stays informative when the fit is exact), ``"empirical"`` the squared
     per-sample gradients of the loss on the real targets (it vanishes as the residuals do)."""
-    spec = make_spec("ewc", obs_dim, act_dim, num_tasks, hidden, gaussian, lr, clip, multihead, unknown)
+    spec = make_spec("ewc", obs_dim, act_dim, num_tasks, hidden, gaussian, lr, clip, multihead,
+                     unknown)
     require(lam >= 0 and 0 <= gamma <= 1, f"ewc: need lam >= 0 and 0 <= gamma <= 1, got {lam!r}, "
             f"{gamma!r}")
     require(isinstance(fisher_chunk, int) and fisher_chunk > 0,
             f"ewc: fisher_chunk must be a positive int, got {fisher_chunk!r}")
     require(fisher in _FISHERS, f"ewc: fisher must be one of {sorted(_FISHERS)}, got {fisher!r}")
     fisher_fn = jax.jit(functools.partial(_diagonal_fisher, spec, fisher, chunk=fisher_chunk))
-    return as_method(spec, functools.partial(_ewc_init, spec), functools.partial(begin_task, spec),
-                   functools.partial(_ewc_update, spec, float(lam)),
-                   functools.partial(_ewc_end, spec, float(gamma), fisher_fn))
+    return as_method(spec,
+                     functools.partial(_ewc_init, spec),
+                     functools.partial(begin_task, spec),
+                     functools.partial(_ewc_update, spec, float(lam)),
+                     functools.partial(_ewc_end, spec, float(gamma), fisher_fn))
 
 
 
@@ -198,8 +201,11 @@ def make_si(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32),
             **unknown) -> ContinualMethod:
     """Synaptic Intelligence (Zenke et al. 2017): loss + c Σ Ω (θ − θ̃)², Ω accumulated from the
     path integral of each task's loss decrease, θ̃ the weights after the last task."""
-    spec = make_spec("si", obs_dim, act_dim, num_tasks, hidden, gaussian, lr, clip, multihead, unknown)
+    spec = make_spec("si", obs_dim, act_dim, num_tasks, hidden, gaussian, lr, clip, multihead,
+                     unknown)
     require(c >= 0 and xi > 0, f"si: need c >= 0 and xi > 0, got {c!r}, {xi!r}")
-    return as_method(spec, functools.partial(_si_init, spec), functools.partial(begin_task, spec),
-                   functools.partial(_si_update, spec, float(c)),
-                   functools.partial(_si_end, spec, float(xi)))
+    return as_method(spec,
+                     functools.partial(_si_init, spec),
+                     functools.partial(begin_task, spec),
+                     functools.partial(_si_update, spec, float(c)),
+                     functools.partial(_si_end, spec, float(xi)))

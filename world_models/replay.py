@@ -105,9 +105,11 @@ def _make_replay(spec: NetSpec, size: int, replay_batch, warn_when_full: bool) -
             f"{spec.name}: the memory size must be a positive int, got {size!r}")
     require(replay_batch is None or (isinstance(replay_batch, int) and replay_batch > 0),
             f"{spec.name}: replay_batch must be None or a positive int, got {replay_batch!r}")
-    return as_method(spec, functools.partial(_replay_init, spec, size), functools.partial(begin_task, spec),
-                   functools.partial(_replay_update, spec, replay_batch),
-                   functools.partial(_store, spec, warn_when_full))
+    return as_method(spec,
+                     functools.partial(_replay_init, spec, size),
+                     functools.partial(begin_task, spec),
+                     functools.partial(_replay_update, spec, replay_batch),
+                     functools.partial(_store, spec, warn_when_full))
 
 
 def make_coreset(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32),
@@ -119,7 +121,7 @@ def make_coreset(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32),
     from every old task, each task's loss under its own normaliser, all tasks weighted equally.
     Memory grows linearly with the tasks held (fixed [num_tasks, memory_size] arrays)."""
     spec = make_spec("coreset", obs_dim, act_dim, num_tasks, hidden, gaussian, lr, clip, multihead,
-                 unknown)
+                     unknown)
     return _make_replay(spec, memory_size, replay_batch, warn_when_full=False)
 
 
@@ -130,6 +132,6 @@ def make_multitask(obs_dim: int, act_dim: int, num_tasks: int, *, hidden=(32, 32
     """The joint-training upper bound: every old task's data (up to ``max_points`` per task, a
     random subset with a warning beyond) is replayed with the current task, all tasks weighted
     equally. Not a constant-memory method: [num_tasks, max_points] arrays."""
-    spec = make_spec("multitask", obs_dim, act_dim, num_tasks, hidden, gaussian, lr, clip, multihead,
-                 unknown)
+    spec = make_spec("multitask", obs_dim, act_dim, num_tasks, hidden, gaussian, lr, clip,
+                     multihead, unknown)
     return _make_replay(spec, max_points, replay_batch, warn_when_full=True)

@@ -1,7 +1,8 @@
-"""What the single-network continual baselines share: one :class:`~hystax.world_models.dynamics.DynamicsMLP`
-(optionally one output head per task) trained on the normalised Δstate with Adam after clipping the
-gradient's global norm; the task's own normaliser fitted at ``begin_task``, the optimiser reset
-there. The methods (:mod:`.finetune`, :mod:`.replay`, :mod:`.regularisers`) build on these pieces.
+"""What the single-network continual baselines share: one
+:class:`~hystax.world_models.dynamics.DynamicsMLP` (optionally one output head per task)
+trained on the normalised Δstate with Adam after clipping the gradient's global norm; the task's
+own normaliser fitted at ``begin_task``, the optimiser reset there. The methods (:mod:`.finetune`,
+:mod:`.replay`, :mod:`.regularisers`) build on these pieces.
 """
 
 from __future__ import annotations

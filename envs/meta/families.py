@@ -17,9 +17,9 @@ from hystax.core.errors import is_int, require
 from hystax.envs.meta.k_armed_bandit import BanditParams, KArmedBandit
 from hystax.envs.meta.meta_env import DEFAULT_NUM_TASKS, MetaEnv, SampleParams
 
-__all__ = ["BANDIT_BAD_RANGE", "BANDIT_GOOD_RANGE", "CARTPOLE_RANGES", "FAMILIES", "PENDULUM_RANGES",
-           "TAIL",           "bandit_family", "cartpole_family", "cartpole_same_start_family", "pendulum_family",
-           "register_all", "split_uniform"]
+__all__ = ["BANDIT_BAD_RANGE", "BANDIT_GOOD_RANGE", "CARTPOLE_RANGES", "FAMILIES",
+           "PENDULUM_RANGES", "TAIL", "bandit_family", "cartpole_family",
+           "cartpole_same_start_family", "pendulum_family", "register_all", "split_uniform"]
 
 TAIL = 0.2
 """Fraction of each parameter range held out at each end for the test split."""
