@@ -39,15 +39,20 @@ from gymnax.environments import spaces
 from tqdm.auto import tqdm
 
 from hystax.agents.algorithm import Algorithm, make_train_from
-from hystax.core.nn import MLP
 from hystax.core.errors import require
-from hystax.world_models.online import (MODELS, OnlineModelConfig, Replay, fit_scales,
-                                        make_online_model)
+from hystax.core.nn import MLP
+from hystax.world_models.online import (
+    ONLINE_MODELS,
+    OnlineModelConfig,
+    Replay,
+    fit_scales,
+    make_online_model,
+)
 
 __all__ = ["DYNA_MODELS", "Config", "DynaConfig", "DynaResult", "make_algorithm", "make_dyna",
            "make_train", "result_of", "train_dyna"]
 
-DYNA_MODELS = ("none", *MODELS)
+DYNA_MODELS = ("none", *ONLINE_MODELS)
 
 
 @dataclasses.dataclass(frozen=True)

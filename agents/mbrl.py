@@ -42,11 +42,10 @@ from flax import struct
 
 from hystax.agents.algorithm import Algorithm, make_train_from
 from hystax.agents.mpc import MPCConfig, mpc_episode
-from hystax.envs.continual_suites import TaskSequence, collect_random
 from hystax.core.errors import HystaxError, require
+from hystax.envs.continual_suites import TaskSequence, collect_random
+from hystax.world_models.continual_api import ContinualMethod, fit_steps, mse_on, set_normaliser
 from hystax.world_models.continual_methods import make_method
-from hystax.world_models.continual_api import (ContinualMethod, fit_steps, mse_on,
-                                           set_normaliser)
 from hystax.world_models.dynamics import Transitions
 
 __all__ = ["Config", "ContinualConfig", "ContinualResult", "MBRLState", "continual_mbrl",

@@ -11,7 +11,6 @@ import numpy as np
 from hystax.core.nn import MLP, activation
 
 
-
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs on a flat observation ``[..., obs_dim]``.
 

@@ -6,11 +6,11 @@
 >>> batch = BatchEnv(env, num_envs=8)
 """
 
-from hystax.envs.check import check_env
 from hystax.envs import dlb as _dlb
 from hystax.envs import lsd as _lsd
 from hystax.envs import meta as _meta
 from hystax.envs import popgym as _popgym
+from hystax.envs.check import check_env
 from hystax.envs.registry import is_registered, make, names, register
 from hystax.envs.wrappers import (
     BatchEnv,

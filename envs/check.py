@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
-from hystax.core.spaces import shape_of
 from hystax.core.errors import HystaxError
+from hystax.core.spaces import shape_of
 
 _METHODS = ("reset", "step", "observation_space", "action_space")
 _KINDS = {"f": "float", "i": "int", "u": "int", "b": "bool"}

@@ -32,10 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
-from hystax.core.transitions import Transitions
-from hystax.envs.registry import make, override_params
 
 from hystax.core.errors import HystaxError, require, unknown_name
+from hystax.core.transitions import Transitions
+from hystax.envs.registry import make, override_params
 
 __all__ = [
     "SUITES",

@@ -28,8 +28,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from hystax.envs.bandit_env import BanditEnv
 from hystax.core.errors import require, unknown_name
+from hystax.envs.bandit_env import BanditEnv
 
 __all__ = [
     "PRESETS",

@@ -16,8 +16,8 @@ import numpy as np
 from gymnax.environments import spaces
 from gymnax.wrappers.purerl import FlattenObservationWrapper, GymnaxWrapper, LogWrapper
 
-from hystax.core.spaces import flat_bounds
 from hystax.core.errors import HystaxError, require
+from hystax.core.spaces import flat_bounds
 
 __all__ = ["EpisodeStatistics", "FlattenObservation", "PreviousActionReward", "BatchEnv"]
 

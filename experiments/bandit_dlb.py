@@ -30,8 +30,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from hystax.agents.bandits import ALGORITHM_SETS, ALGORITHMS, SETTINGS, make_policy, run_seeds
 from hystax.agents.bandits.policy import record_interval
+from hystax.core.errors import require, unknown_name
+from hystax.core.stats import mean_and_standard_error
 from hystax.envs.dlb import PRESETS
 from hystax.envs.dlb import preset as make_preset
 from hystax.experiments.bandit_plan import BanditPlan, check_algorithms, run_learners
@@ -42,12 +45,8 @@ from hystax.experiments.experiment import (
     positive_int,
     write_summary,
 )
-
-import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
-from hystax.core.errors import require, unknown_name
 from hystax.plots import plot_regret
 from hystax.rundir import create_run_dir
-from hystax.core.stats import mean_and_standard_error
 
 EXPERT_PRESETS = ("real",)
 """Presets where the constant "Expert" (the real system's human allocation) makes sense."""

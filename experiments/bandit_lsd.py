@@ -25,10 +25,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from hystax.agents.bandits.policy import record_interval
+
 from hystax.agents.bandits.lsd import ALGORITHMS, greedy_schedule, run_seeds, schedule_value
+from hystax.agents.bandits.policy import record_interval
+from hystax.core.errors import require
+from hystax.core.stats import loglog_slope, mean_and_standard_error
 from hystax.envs.lsd import PRESETS
 from hystax.envs.lsd import preset as make_preset
+from hystax.experiments.bandit_lsd_planning import (
+    PLANNER_DRAWS,
+    optimum,
+    quiet_rounding,
+    write_planning,
+)
 from hystax.experiments.bandit_plan import BanditPlan, check_algorithms, run_learners
 from hystax.experiments.experiment import (
     Experiment,
@@ -37,18 +46,8 @@ from hystax.experiments.experiment import (
     positive_int,
     write_summary,
 )
-from hystax.experiments.lsd_planning import (
-    PLANNER_DRAWS,
-    optimum,
-    quiet_rounding,
-    write_planning,
-)
-
-import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
-from hystax.core.errors import require
 from hystax.plots import plot_regret, write_regret_csv
 from hystax.rundir import create_run_dir
-from hystax.core.stats import loglog_slope, mean_and_standard_error
 
 
 def validate(preset: str, algorithms=None, seeds=20, horizon=None, record_every=None):

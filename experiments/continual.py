@@ -27,6 +27,7 @@ from __future__ import annotations
 import sys
 
 from hystax.agents.mbrl import ContinualConfig
+from hystax.core.errors import require
 from hystax.envs.continual_suites import suite_names
 from hystax.experiments import continual_offline, continual_online
 from hystax.experiments.continual_matrices import DEFAULT_METHODS
@@ -36,8 +37,6 @@ from hystax.experiments.experiment import (
     finite_at_least,
     positive_int,
 )
-
-from hystax.core.errors import require
 
 
 def add_arguments(parser) -> None:

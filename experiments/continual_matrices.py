@@ -7,11 +7,11 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from hystax.experiments.experiment import write_summary
-from hystax.world_models.continual_methods import METHODS
 
 from hystax.core.errors import require, unknown_name
 from hystax.core.stats import mean_and_standard_error
+from hystax.experiments.experiment import write_summary
+from hystax.world_models.continual_methods import METHODS
 
 DEFAULT_METHODS = ("hnet", "finetune", "multihead", "coreset", "multitask", "ewc", "si")
 

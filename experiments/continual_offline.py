@@ -13,7 +13,9 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
-from hystax.envs.continual_suites import collect_random, suite as make_suite
+
+from hystax.envs.continual_suites import collect_random
+from hystax.envs.continual_suites import suite as make_suite
 from hystax.experiments.continual_matrices import (
     check_methods,
     method_label,
@@ -22,13 +24,11 @@ from hystax.experiments.continual_matrices import (
     write_summary_files,
 )
 from hystax.experiments.experiment import markdown_table, positive_int
-from hystax.world_models.continual_api import fit, one_step_mse
-from hystax.world_models.continual_methods import make_method
-
-import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.figure import seeds_text
 from hystax.plots import plot_task_matrices
 from hystax.rundir import create_run_dir
+from hystax.world_models.continual_api import fit, one_step_mse
+from hystax.world_models.continual_methods import make_method
 
 
 class Plan(NamedTuple):

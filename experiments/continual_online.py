@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
 from hystax.agents.mbrl import Config as MBRLConfig
 from hystax.agents.mbrl import ContinualConfig, forgetting_ratios, forward_transfer
 from hystax.agents.mbrl import results as mbrl_results
@@ -31,8 +32,6 @@ from hystax.experiments.continual_matrices import (
 )
 from hystax.experiments.experiment import markdown_table, positive_int
 from hystax.experiments.run_sets import set_dir, train_or_resume
-
-import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
 from hystax.figure import seeds_text
 from hystax.plots import plot_task_curves, plot_task_matrices
 

@@ -55,6 +55,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from hystax.core.errors import is_int, require
+from hystax.core.stats import mean_and_standard_error
 from hystax.experiments import losse_regression_learners as learners
 from hystax.experiments.experiment import (
     Experiment,
@@ -66,13 +69,9 @@ from hystax.experiments.experiment import (
 )
 from hystax.experiments.losse_regression_learners import LABELS, METHODS, target
 from hystax.experiments.losse_regression_plot import plot
-from hystax.world_models import losse
-
-import hystax  # noqa: F401  (its XLA:CPU workaround; importing this module ran it before jax)
-from hystax.core.errors import is_int, require
-from hystax.core.stats import mean_and_standard_error
 from hystax.progress import PartBar
 from hystax.rundir import create_run_dir
+from hystax.world_models import losse
 
 __all__ = ["EXPERIMENT", "METHODS", "RegressionConfig", "quick_config", "run", "summarise",
            "target", "write_outputs"]

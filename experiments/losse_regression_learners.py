@@ -13,6 +13,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import optax
+
 from hystax.core.nn import MLP
 from hystax.world_models import ftl, losse
 

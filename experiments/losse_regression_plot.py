@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from hystax.experiments.losse_regression_learners import COLORS, LABELS, METHODS
 
+from hystax.experiments.losse_regression_learners import COLORS, LABELS, METHODS
 from hystax.figure import new_figure, save_figure, seeds_text
 
 

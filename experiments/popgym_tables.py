@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from hystax.experiments.experiment import markdown_table, write_summary
 
 from hystax.core.errors import require
 from hystax.core.stats import (
@@ -27,6 +26,7 @@ from hystax.core.stats import (
     steps_to_threshold,
     stratified_bootstrap_ci,
 )
+from hystax.experiments.experiment import markdown_table, write_summary
 
 BASELINE = "mlp"  # the memoryless model every score is normalized against
 BEST_RETURN = 1.0  # POPGym scales every episode return into [-1, 1]

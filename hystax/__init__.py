@@ -58,6 +58,10 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         module, attr = _LAZY[name]

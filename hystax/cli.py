@@ -341,7 +341,8 @@ def _report(result, seconds: float) -> None:
     if returns is not None and returns.size:
         tail = returns[:, -max(1, returns.shape[1] // 10):]
         per_seed = np.nanmean(tail, axis=1)
-        print(f"final return (last 10% of updates), mean over {len(per_seed)} seeds: "
+        seeds = f"{len(per_seed)} seed{'s' * (len(per_seed) != 1)}"
+        print(f"final return (last 10% of updates), mean over {seeds}: "
               f"{np.nanmean(per_seed):.4g}  (per seed: "
               f"{', '.join(f'{x:.4g}' for x in per_seed)})")
         if np.isfinite(returns).any(axis=1).all():
@@ -359,8 +360,9 @@ def _report(result, seconds: float) -> None:
     if result.interrupted:
         print(f"interrupted: resume with `hystax train --resume {result.run_dir}`")
     if result.run_dir is not None:
-        print(f"wrote {result.run_dir}/ (config.json, metrics.csv, checkpoints/, returns.png) "
-              f"in {seconds:.0f} s")
+        written = sorted(f.name + "/" * f.is_dir() for f in result.run_dir.iterdir()
+                         if not f.name.startswith("."))
+        print(f"wrote {result.run_dir}/ ({', '.join(written)}) in {seconds:.0f} s")
 
 
 def _plot(args, rest) -> int:

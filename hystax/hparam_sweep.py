@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from hystax.core import sharding
 from hystax.agents.algorithm import merge_hparams
+from hystax.core import sharding
 from hystax.core.errors import HystaxError, require
 from hystax.runner import chunk_size, make_chunk_fn, recent_return, resolve
 from hystax.stopping import StopRequests

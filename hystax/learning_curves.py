@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from hystax.core.errors import HystaxError, require
-from hystax.figure import band, band_note, new_figure, save_figure, steps_axis
 from hystax.core.stats import forward_fill, running_mean
+from hystax.figure import band, band_note, new_figure, save_figure, steps_axis
 
 Curve = tuple[np.ndarray, np.ndarray]  # (steps [T], returns [seeds, T])
 

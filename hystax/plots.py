@@ -21,15 +21,15 @@ import numpy as np
 
 from hystax import rundir
 from hystax.core.errors import HystaxError, require
-from hystax.figure import band, band_note, new_figure, save_figure, steps_axis
 from hystax.core.stats import (
+    forward_fill,
     loglog_slope,
     mean_and_standard_error,
-    forward_fill,
     nanmean_over_seeds,
     running_mean,
     stratified_bootstrap_ci,
 )
+from hystax.figure import band, band_note, new_figure, save_figure, steps_axis
 from hystax.task_plots import plot_curves, plot_task_curves, plot_task_matrices
 
 __all__ = ["plot_returns", "plot_iqm", "plot_regret", "write_regret_csv", "plot_run_dirs",

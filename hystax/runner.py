@@ -24,8 +24,8 @@ import numpy as np
 import hystax
 from hystax import checkpoints as ckpt
 from hystax import rundir
-from hystax.core import sharding
 from hystax.agents.algorithm import merge_hparams, replace_config, update_at
+from hystax.core import sharding
 from hystax.core.errors import HystaxError, is_int, require
 from hystax.stopping import StopRequests
 

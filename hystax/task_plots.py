@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from hystax.core.errors import HystaxError, require
-from hystax.figure import DPI, new_figure, save_figure, steps_axis
 from hystax.core.stats import mean_and_standard_error
+from hystax.figure import DPI, new_figure, save_figure, steps_axis
 
 __all__ = ["cell_text", "plot_curves", "plot_task_curves", "plot_task_matrices"]
 

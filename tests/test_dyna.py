@@ -12,7 +12,7 @@ from hystax.agents.dyna import DynaConfig, make_dyna, train_dyna
 from hystax.envs import make
 from hystax.core.errors import HystaxError
 from hystax.experiments import losse_dyna
-from hystax.world_models.online import (MODELS, OnlineModelConfig, Replay, fit_scales,
+from hystax.world_models.online import (ONLINE_MODELS, OnlineModelConfig, Replay, fit_scales,
                                         make_online_model)
 
 
@@ -25,7 +25,7 @@ def _linear_stream(n=600, seed=0):
     return x, jnp.concatenate([delta, reward, terminal], -1)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", ONLINE_MODELS)
 def test_online_models_learn_from_a_stream(name):
     x, y = _linear_stream()
     config = OnlineModelConfig(num_groups=16, bins=4, hidden=(32, 32), reset_steps=300)
@@ -155,3 +155,9 @@ def test_dyna_under_the_runner_resumes_bit_exactly_with_its_retraining_hook(tmp_
     np.testing.assert_array_equal(saved["episodes"], (~np.isnan(blocks)).sum(-1))
     with np.errstate(invalid="ignore"):
         np.testing.assert_allclose(saved["episode_return"], np.nanmean(blocks, -1), rtol=1e-6)
+
+
+def test_online_model_names_match_the_table():
+    from hystax.world_models import ONLINE_MODEL_NAMES
+
+    assert ONLINE_MODEL_NAMES == tuple(ONLINE_MODELS)

@@ -8,7 +8,7 @@ import json
 import pytest
 from hystax.agents.bandits import bandit_runner as runner
 from hystax.experiments import bandit_lsd as lsd
-from hystax.experiments import lsd_planning
+from hystax.experiments import bandit_lsd_planning
 
 from hystax import cli
 
@@ -61,13 +61,13 @@ def test_tiny_run_through_the_hystax_cli_writes_tables_and_curves(tmp_path, caps
 
 
 def test_planning_table_row(tmp_path, capsys):
-    (row,) = lsd_planning.write_planning(tmp_path, ["L1"])
+    (row,) = bandit_lsd_planning.write_planning(tmp_path, ["L1"])
     assert "lsd planning: 100%" in capsys.readouterr().err  # its progress bar
     assert "| L1 | 3 | 1,000 |" in (tmp_path / "planning.md").read_text()
     assert row["opt"] == pytest.approx(656.598, abs=1e-3) and row["opt_source"] == "DP"
     assert row["greedy"] <= row["opt"] <= row["lp_bound"]
     assert row["rounding_mean"] <= row["rounding_best"] <= row["opt"] + 1e-9
-    assert "| L1 | 3 | 1,000 |" in lsd_planning.format_planning([row])
+    assert "| L1 | 3 | 1,000 |" in bandit_lsd_planning.format_planning([row])
 
 
 def test_rewards_table_prints_no_nan_slope():

@@ -25,7 +25,9 @@ for every task; the multitask memory is [num_tasks, max_points, ...], not consta
 multitask memories are filled from it, and the EWC Fisher is estimated on it).
 
 A new method is one file with a constructor ``(obs_dim, act_dim, num_tasks, **options) ->
-ContinualMethod`` and one line in :data:`METHODS`.
+ContinualMethod``, one line in :data:`METHODS`, and its name in
+:data:`hystax.world_models.METHOD_NAMES` (what ``hystax list`` shows without importing jax;
+a test checks the two agree).
 
 >>> method = make_method("ewc", obs_dim=3, act_dim=1, num_tasks=5)
 >>> state = method.begin_task(method.init(key), 0, data)

@@ -14,8 +14,16 @@ from flax import struct
 
 from hystax.world_models.continual_api import ContinualMethod, stacked_normalisers, task_normaliser
 from hystax.world_models.dynamics import Normaliser, Transitions
-from hystax.world_models.single_net import (NetSpec, apply_grads, as_method, begin_task,
-                                            checked_end, init_weights, make_spec, task_loss)
+from hystax.world_models.single_net import (
+    NetSpec,
+    apply_grads,
+    as_method,
+    begin_task,
+    checked_end,
+    init_weights,
+    make_spec,
+    task_loss,
+)
 
 __all__ = ["FinetuneState", "finetune_init", "finetune_update", "make_finetune", "make_multihead"]
 

@@ -67,8 +67,16 @@ __all__ = [
     "update",
     "update_batch",
 ]
-from hystax.world_models.ftl_store import (DenseStore, SparseStore, accumulate, active_block,
-                                           diagonal, follow_change, matvec, rows_times_weights)
+from hystax.world_models.ftl_store import (
+    DenseStore,
+    SparseStore,
+    accumulate,
+    active_block,
+    diagonal,
+    follow_change,
+    matvec,
+    rows_times_weights,
+)
 
 LAYOUTS = ("auto", "dense", "sparse")
 _DENSE_AUTO_LIMIT = 10_000  # "auto": dense A (400 MB) up to this many features

@@ -60,13 +60,31 @@ import optax
 from flax import struct
 
 from hystax.core.errors import HystaxError, require
-from hystax.world_models.continual_api import (ContinualMethod, check_task, set_normaliser,
-                                               stacked_normalisers, task_normaliser)
-from hystax.world_models.dynamics import (DynamicsMLP, DynamicsParams, Normaliser, Transitions,
-                                          check_transitions, delta_loss, predict_next)
-from hystax.world_models.weight_spec import (WeightSpec, flatten_weights, main_net_shapes,
-                                             offset_scale, param_count, unflatten_weights,
-                                             weight_spec)
+from hystax.world_models.continual_api import (
+    ContinualMethod,
+    check_task,
+    set_normaliser,
+    stacked_normalisers,
+    task_normaliser,
+)
+from hystax.world_models.dynamics import (
+    DynamicsMLP,
+    DynamicsParams,
+    Normaliser,
+    Transitions,
+    check_transitions,
+    delta_loss,
+    predict_next,
+)
+from hystax.world_models.weight_spec import (
+    WeightSpec,
+    flatten_weights,
+    main_net_shapes,
+    offset_scale,
+    param_count,
+    unflatten_weights,
+    weight_spec,
+)
 
 __all__ = [
     "HnetState",

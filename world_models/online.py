@@ -27,6 +27,7 @@ Models (:data:`MODELS`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -37,12 +38,10 @@ from flax import struct
 
 from hystax.core.errors import require, unknown_name
 from hystax.core.nn import MLP
-from hystax.world_models import ONLINE_MODEL_NAMES, ftl, losse
+from hystax.world_models import ftl, losse
 
-__all__ = ["MODELS", "OnlineModelConfig", "OnlineWorldModel", "Replay", "Scales", "fit_scales",
-           "make_online_model"]
-
-MODELS = ONLINE_MODEL_NAMES
+__all__ = ["ONLINE_MODELS", "OnlineModelConfig", "OnlineWorldModel", "Replay", "Scales",
+           "fit_scales", "make_online_model"]
 
 
 class Replay(NamedTuple):
@@ -197,9 +196,17 @@ def _mlp_model(name: str, config: OnlineModelConfig, input_dim: int,
 
 def make_online_model(name: str, input_dim: int, out_dim: int,
                       config: OnlineModelConfig = OnlineModelConfig()) -> OnlineWorldModel:
-    """The online world model called ``name`` (one of :data:`MODELS`)."""
-    if name == "losse":
-        return _losse_model(config, input_dim, out_dim)
-    if name in MODELS:
-        return _mlp_model(name, config, input_dim, out_dim)
-    raise unknown_name("online world model", name, MODELS)
+    """The online world model called ``name`` (one of :data:`ONLINE_MODELS`)."""
+    if name not in ONLINE_MODELS:
+        raise unknown_name("online world model", name, ONLINE_MODELS)
+    return ONLINE_MODELS[name](config, input_dim, out_dim)
+
+
+ONLINE_MODELS: dict[str, Callable[[OnlineModelConfig, int, int], OnlineWorldModel]] = {
+    "losse": _losse_model,
+    "mlp-online": functools.partial(_mlp_model, "mlp-online"),
+    "mlp-replay": functools.partial(_mlp_model, "mlp-replay"),
+    "mlp-replay-reset": functools.partial(_mlp_model, "mlp-replay-reset"),
+}
+"""Online world model name -> ``constructor(config, input_dim, out_dim)``; its names are
+:data:`hystax.world_models.ONLINE_MODEL_NAMES` too (what ``hystax list`` shows without jax)."""

@@ -16,9 +16,17 @@ from hystax.core.errors import require
 from hystax.world_models.continual_api import ContinualMethod, task_normaliser
 from hystax.world_models.dynamics import Normaliser, Transitions, normalised_inputs
 from hystax.world_models.finetune import finetune_init
-from hystax.world_models.single_net import (NetSpec, apply_grads, as_method, begin_task,
-                                            checked_end, make_spec, select_weights, task_loss,
-                                            zeros_like)
+from hystax.world_models.single_net import (
+    NetSpec,
+    apply_grads,
+    as_method,
+    begin_task,
+    checked_end,
+    make_spec,
+    select_weights,
+    task_loss,
+    zeros_like,
+)
 
 __all__ = ["EWCState", "SIState", "make_ewc", "make_si"]
 

@@ -17,8 +17,15 @@ from hystax.core.errors import require
 from hystax.world_models.continual_api import ContinualMethod
 from hystax.world_models.dynamics import Normaliser, Transitions
 from hystax.world_models.finetune import finetune_init
-from hystax.world_models.single_net import (NetSpec, apply_grads, as_method, begin_task,
-                                            checked_end, make_spec, task_loss)
+from hystax.world_models.single_net import (
+    NetSpec,
+    apply_grads,
+    as_method,
+    begin_task,
+    checked_end,
+    make_spec,
+    task_loss,
+)
 
 __all__ = ["ReplayState", "make_coreset", "make_multitask"]
 

@@ -16,10 +16,21 @@ import jax.numpy as jnp
 import optax
 
 from hystax.core.errors import require
-from hystax.world_models.continual_api import (ContinualMethod, check_task, set_normaliser,
-                                               task_normaliser)
-from hystax.world_models.dynamics import (DynamicsMLP, DynamicsParams, Normaliser, Transitions,
-                                          check_transitions, delta_loss, predict_next)
+from hystax.world_models.continual_api import (
+    ContinualMethod,
+    check_task,
+    set_normaliser,
+    task_normaliser,
+)
+from hystax.world_models.dynamics import (
+    DynamicsMLP,
+    DynamicsParams,
+    Normaliser,
+    Transitions,
+    check_transitions,
+    delta_loss,
+    predict_next,
+)
 
 __all__ = ["NetSpec", "apply_grads", "as_method", "begin_task", "checked_end", "head_name",
            "init_weights", "make_spec", "select_weights", "task_loss", "zeros_like"]

@@ -7,7 +7,6 @@ DynLin-UCB and the DLB baselines (:mod:`.dlb_baselines`; runs and regrets: :mod:
 
 from functools import partial
 
-from hystax.agents.bandits.policy import Policy, ProblemInfo, make_info
 from hystax.agents.bandits.dlb_baselines import (
     SETTINGS,
     batch_exp3,
@@ -21,6 +20,7 @@ from hystax.agents.bandits.dlb_baselines import (
 )
 from hystax.agents.bandits.dlb_runs import RunResult, round_noise, run, run_seeds
 from hystax.agents.bandits.dynlin_ucb import dynlin_ucb, epoch_schedule
+from hystax.agents.bandits.policy import Policy, ProblemInfo, make_info
 
 __all__ = [
     "ALGORITHMS",

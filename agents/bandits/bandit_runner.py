@@ -25,10 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hystax.core import sharding
 from hystax.agents.bandits.policy import Policy, record_interval, seed_list
-from hystax.envs.bandit_rounds import BanditProblem
+from hystax.core import sharding
 from hystax.core.errors import require
+from hystax.envs.bandit_rounds import BanditProblem
 
 __all__ = ["MAX_CHUNK", "Played", "busy_rounds", "chunk_keys", "chunk_noise", "collect",
            "compiled_play", "noise_chunk", "noise_of_rounds", "play", "play_rounds", "play_seeds",

@@ -65,9 +65,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.policy import Policy, ProblemInfo
-from hystax.agents.bandits.dynlin_ucb import dynlin_constants
 
+from hystax.agents.bandits.dynlin_ucb import dynlin_constants
+from hystax.agents.bandits.policy import Policy, ProblemInfo
 from hystax.core.errors import require
 
 __all__ = ["SETTINGS", "batch_exp3", "batch_exp3_reference_constants", "clairvoyant",

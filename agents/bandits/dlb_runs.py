@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from hystax.agents.bandits.policy import Policy, make_info
 from hystax.agents.bandits.bandit_runner import Played, noise_of_rounds, play, play_seeds
+from hystax.agents.bandits.policy import Policy, make_info
 from hystax.core.errors import require
 
 __all__ = ["RunResult", "dlb_regrets", "round_noise", "run", "run_seeds"]

@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.policy import Policy, ProblemInfo
 
+from hystax.agents.bandits.policy import Policy, ProblemInfo
 from hystax.core.errors import require
 
 RHO_BAR_EVERY_ROUND = 1e-6

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from hystax.agents.memory.scan import reset_aware_scan
 
 DISCRETIZATIONS = ("zoh", "bilinear")

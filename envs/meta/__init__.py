@@ -38,9 +38,15 @@ Files: :mod:`.meta_env` (the wrapper), :mod:`.families` (the registered families
 samplers), :mod:`.k_armed_bandit` (the bandit family's inner env), :mod:`.trial_returns`.
 """
 
-from hystax.envs.meta.families import (FAMILIES, bandit_family, cartpole_family,
-                                       cartpole_same_start_family, pendulum_family, register_all,
-                                       split_uniform)
+from hystax.envs.meta.families import (
+                                       FAMILIES,
+                                       bandit_family,
+                                       cartpole_family,
+                                       cartpole_same_start_family,
+                                       pendulum_family,
+                                       register_all,
+                                       split_uniform,
+)
 from hystax.envs.meta.k_armed_bandit import BanditParams, KArmedBandit
 from hystax.envs.meta.meta_env import MetaEnv, MetaParams, MetaState, orthogonal
 from hystax.envs.meta.trial_returns import trial_returns

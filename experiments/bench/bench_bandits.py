@@ -43,8 +43,6 @@ from hystax.experiments.bench.bench_bandits_runs import (
 from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info
 from hystax.progress import PartBar
 
-import hystax  # noqa: F401  (before jax: the XLA:CPU workaround)
-
 PRESET = "real"
 TARGET_RATIO = 50.0
 

@@ -12,6 +12,7 @@ import statistics
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from hystax.agents.bandits import bandit_runner as runner
 from hystax.agents.bandits import dynlin_ucb, make_info
 from hystax.agents.bandits.dlb_runs import dlb_regrets

@@ -47,8 +47,6 @@ from hystax.experiments.bench.bench_continual_state import (
 from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info
 from hystax.progress import PartBar
 
-import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)
-
 SUITE = "pendulum-gravity"
 UPDATE_METHODS = ("hnet", "hnet-chunked", "finetune", "ewc", "si", "coreset", "multitask")
 

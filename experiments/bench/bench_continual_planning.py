@@ -11,6 +11,7 @@ import statistics
 
 import jax
 import jax.numpy as jnp
+
 from hystax.agents.mpc import (
     MPCConfig,
     cem_plan,

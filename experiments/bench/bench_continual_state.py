@@ -18,6 +18,7 @@ import statistics
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from hystax.core.transitions import Transitions
 from hystax.envs.continual_suites import collect_random, suite
 from hystax.experiments.bench.bench_tools import memory_analysis, timed, tree_bytes

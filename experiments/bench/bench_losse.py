@@ -59,6 +59,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+
 from hystax.experiments.bench.bench_losse_report import format_table, plot
 from hystax.experiments.bench.bench_losse_rows import (
     LABELS,
@@ -73,7 +74,6 @@ from hystax.experiments.bench.blas_threads import set_blas_threads, solve_timing
 from hystax.progress import PartBar
 from hystax.world_models import losse
 
-import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:

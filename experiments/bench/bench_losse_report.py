@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from hystax.experiments.bench.bench_losse_rows import LABELS, METHODS
 
+from hystax.experiments.bench.bench_losse_rows import LABELS, METHODS
 from hystax.figure import new_figure, save_figure
 
 

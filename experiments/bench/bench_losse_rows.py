@@ -16,6 +16,7 @@ import statistics
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from hystax.experiments.bench.bench_tools import compile_ahead, memory_analysis, timed, tree_bytes
 from hystax.experiments.bench.rss_probe import RssProbe
 from hystax.experiments.reference.rls import rls_init, rls_predict, rls_update_batch

@@ -40,6 +40,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from hystax.agents.bandits.bandit_runner import busy_rounds, collect, compiled_play, noise_of_rounds
 from hystax.agents.bandits.lsd.comb_ucb import isi_comb_ucb1
 from hystax.agents.bandits.lsd.lsd_runs import make_info
@@ -49,8 +50,6 @@ from hystax.experiments.bench.bench_lsd_planners import bench_dp, bench_lp, benc
 from hystax.experiments.bench.bench_tools import bench_cli, finish, machine_info, repeat, timed
 from hystax.experiments.reference import numpy_isi_comb_ucb1, numpy_lp_rounding_ucb
 from hystax.progress import PartBar
-
-import hystax  # noqa: F401  (before jax starts a backend: the XLA:CPU workaround)
 
 PRESET = "laforgue-main"
 ISI_BLOCK = 4  # D = d + 1 with d = 3, the paper's block on laforgue-main

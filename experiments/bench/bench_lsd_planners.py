@@ -11,6 +11,7 @@ import statistics
 
 import jax
 import numpy as np
+
 from hystax.agents.bandits.lsd.planning import dp_plan, dp_value, joint_state_count, lp_relaxation
 from hystax.agents.bandits.lsd.rounding import lp_rounding_schedules, rounding_lp
 from hystax.envs.lsd import random_monotone

@@ -25,9 +25,9 @@ import jax
 import numpy as np
 
 from hystax import runner
-from hystax.core import sharding
 from hystax.agents import ppo
 from hystax.agents.algorithm import merge_hparams
+from hystax.core import sharding
 from hystax.experiments.bench.bench_tools import (
     bench_cli,
     compile_ahead,

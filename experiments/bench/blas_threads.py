@@ -17,6 +17,7 @@ import statistics
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from hystax.experiments.bench.bench_tools import repeat
 
 _SETTERS = ("scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from hystax.envs.lsd import payoff_table
 from hystax.experiments.reference.lsd_states import advance, draw_reward, state_index
 

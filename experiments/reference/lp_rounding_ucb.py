@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from hystax.agents.bandits.lsd.planning import cycle_table, lp_highs
 from hystax.envs.lsd import payoff_table
 from hystax.experiments.reference.lsd_states import advance, draw_reward, state_index

@@ -8,8 +8,8 @@ learners (LP-rounding UCB, ISI-CombUCB1, CombUCB1, state-blind UCB1 / Thompson).
 >>> out = run_seeds(ALGORITHMS["isi-comb-ucb1"](block=3), problem, seeds=20, horizon=3600)
 """
 
-from hystax.agents.bandits.lsd.simple_policies import scheduled, thompson, ucb1
 from hystax.agents.bandits.lsd.comb_ucb import comb_ucb1, isi_comb_ucb1
+from hystax.agents.bandits.lsd.lsd_runs import LSDInfo, LSDRunResult, make_info, run, run_seeds
 from hystax.agents.bandits.lsd.planning import (
     LPSolution,
     cycle_table,
@@ -26,7 +26,7 @@ from hystax.agents.bandits.lsd.rounding import (
     lp_rounding_ucb,
     lp_rounding_value,
 )
-from hystax.agents.bandits.lsd.lsd_runs import LSDInfo, LSDRunResult, make_info, run, run_seeds
+from hystax.agents.bandits.lsd.simple_policies import scheduled, thompson, ucb1
 
 __all__ = [
     "ALGORITHMS",

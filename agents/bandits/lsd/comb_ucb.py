@@ -60,10 +60,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.policy import Policy
-from hystax.envs.lsd import advance, state_index
 
+from hystax.agents.bandits.policy import Policy
 from hystax.core.errors import require
+from hystax.envs.lsd import advance, state_index
 
 __all__ = [
     "MAX_SEQUENCES",

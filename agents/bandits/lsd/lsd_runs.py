@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.policy import Policy, check_horizon
-from hystax.agents.bandits.bandit_runner import Played, play, play_seeds
 
+from hystax.agents.bandits.bandit_runner import Played, play, play_seeds
+from hystax.agents.bandits.policy import Policy, check_horizon
 from hystax.core.errors import require
 
 __all__ = ["LSDInfo", "LSDRunResult", "make_info", "run", "run_seeds"]

@@ -29,10 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.policy import check_horizon
-from hystax.envs.lsd import LSDProblem, advance, mean_payoff, payoff_table
 
+from hystax.agents.bandits.policy import check_horizon
 from hystax.core.errors import require
+from hystax.envs.lsd import LSDProblem, advance, mean_payoff, payoff_table
 
 __all__ = [
     "DEFAULT_MAX_STATES",

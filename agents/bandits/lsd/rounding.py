@@ -63,13 +63,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.policy import Policy, check_horizon
+
 from hystax.agents.bandits.lsd.lsd_runs import LSDInfo
 from hystax.agents.bandits.lsd.planning import (
     LPSolution,
     cycle_table,
     lp_dual_solve,
 )
+from hystax.agents.bandits.policy import Policy, check_horizon
+from hystax.core.errors import require
 from hystax.envs.lsd import (
     LSDProblem,
     advance,
@@ -78,8 +80,6 @@ from hystax.envs.lsd import (
     payoff_table,
     state_index,
 )
-
-from hystax.core.errors import require
 
 __all__ = [
     "CyclePlan",

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from hystax.agents.bandits.policy import Policy
 
+from hystax.agents.bandits.policy import Policy
 from hystax.core.errors import require
 
 __all__ = ["scheduled", "thompson", "ucb1"]

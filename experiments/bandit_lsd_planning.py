@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
 from hystax.agents.bandits.lsd import (
     NonMonotoneWarning,
     dp_value,
@@ -19,10 +20,9 @@ from hystax.agents.bandits.lsd import (
     schedule_value,
 )
 from hystax.agents.bandits.lsd.planning import DEFAULT_MAX_STATES, joint_state_count
+from hystax.core.stats import mean_and_standard_error
 from hystax.envs.lsd import PRESETS, is_monotone
 from hystax.experiments.experiment import markdown_table
-
-from hystax.core.stats import mean_and_standard_error
 
 PLANNER_DRAWS = 32
 """Independent draws of the LP-rounding planner behind every mean / best figure."""
