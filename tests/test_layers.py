@@ -21,7 +21,7 @@ PACKAGE_DIRS = PYPROJECT["tool"]["setuptools"]["package-dir"]  # "hystax.agents"
 ROOTS = {name: ROOT / folder for name, folder in PACKAGE_DIRS.items() if name != "hystax.tests"}
 
 RUNNER_LAYER = ("runner", "rundir", "checkpoints", "plots", "figure", "task_plots",
-                "learning_curves", "progress", "stopping", "hparam_sweep")
+                "learning_curves", "progress", "stopping", "hparam_sweep", "episode_gif")
 LAYERS = {"hystax.core": 0, "hystax.envs": 1, "hystax.world_models": 2, "hystax.agents": 3,
           **{f"hystax.{name}": 4 for name in RUNNER_LAYER},
           "hystax.experiments": 5, "hystax.cli": 6}
