@@ -23,6 +23,7 @@ import numpy as np
 
 import hystax
 from hystax import checkpoints as ckpt
+from hystax import loggers as sinks_module
 from hystax import rundir
 from hystax.agents.algorithm import merge_hparams, replace_config, update_at
 from hystax.core import sharding
@@ -117,7 +118,6 @@ def default_config(module, env_name: str, overrides: Mapping | None = None):
     return module.Config() if config is None else config
 
 
-
 def _gymnax_names() -> set[str]:
     import gymnax
 
@@ -129,7 +129,7 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
           out_dir: str | Path | None = "runs", chunk_updates: int | None = None,
           checkpoint_every: int = 10, resume: str | Path | None = None, progress: bool = True,
           devices: int | None = None, callback: Callable[[int, dict], bool] | None = None,
-          plots: bool = True, check: bool = True, **overrides) -> RunResult:
+          plots: bool = True, check: bool = True, loggers=("csv",), **overrides) -> RunResult:
     """Train ``agent`` on ``env`` for several seeds at once, writing ``runs/<name>/``.
 
     Args:
@@ -147,15 +147,17 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
       checkpoint_every: write an orbax checkpoint every this many chunks (and at the end, and
         after every host-hook boundary of an algorithm with ``hook_every``, e.g. each task).
       resume: a run directory to continue from its latest checkpoint; all other settings
-        are read from its ``config.json`` (only ``progress``, ``devices``, ``callback`` and
-        ``plots`` may be given with it).
+        are read from its ``config.json`` (only ``progress``, ``devices``, ``callback``,
+        ``plots`` and ``loggers`` may be given with it).
       devices: how many devices to shard the seeds over (default: the most, up to all of
         them, that divides the number of seeds).
       callback: ``callback(updates_done, chunk_metrics) -> stop?`` after every chunk.
+      loggers: ``"csv,tensorboard,wandb"`` or a list: where metrics go (:mod:`hystax.loggers`).
 
     Returns:
       :class:`RunResult`; ``metrics[k]`` has shape ``[seeds, updates]``.
     """
+    loggers = sinks_module.parse_loggers(loggers, run_folder=(out_dir, resume) != (None, None))
     if resume is not None:
         settings = dict(agent=agent, env=env, seeds=seeds, config=config, env_params=env_params,
                         name=name, chunk_updates=chunk_updates, checkpoint_every=checkpoint_every)
@@ -166,7 +168,7 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
             raise HystaxError(f"resume takes its settings from the run's config.json (only a "
                               f"larger total_timesteps may be given); drop "
                               f"{', '.join(sorted(given))}")
-        return _resume(Path(resume), progress=progress, callback=callback, plots=plots,
+        return _resume(Path(resume), loggers, progress=progress, callback=callback, plots=plots,
                        devices=devices, total_timesteps=overrides.get("total_timesteps"))
     require(checkpoint_every > 0, f"checkpoint_every must be positive, got {checkpoint_every}")
     rundir.check_name(name)
@@ -195,7 +197,7 @@ def train(agent: str = "ppo", env: str | Any = "CartPole-v1", *, seeds: int | Se
             rundir.write_config(run_dir, saved)
     try:
         return _run(spec, algorithm, mesh, run_dir, chunk_updates, checkpoint_every, progress,
-                    callback, plots, restore=False)
+                    callback, plots, restore=False, loggers=loggers)
     except BaseException:
         _remove_if_no_checkpoint(run_dir)
         raise
@@ -217,7 +219,7 @@ def saved_config(agent: str, config: Mapping) -> dict:
                if k not in {*config, *nested}}, **config}
 
 
-def _resume(run_dir: Path, *, progress, callback, plots, devices,
+def _resume(run_dir: Path, loggers: tuple[str, ...], *, progress, callback, plots, devices,
             total_timesteps=None) -> RunResult:
     saved = rundir.read_config(run_dir)
     rundir.check_unedited(run_dir, saved)
@@ -241,7 +243,7 @@ def _resume(run_dir: Path, *, progress, callback, plots, devices,
     if total_timesteps is not None and jax.process_index() == 0:
         rundir.write_config(run_dir, saved)  # validated above: the run now runs longer
     return _run(spec, algorithm, mesh, run_dir, saved["chunk_updates"], saved["checkpoint_every"],
-                progress, callback, plots, restore=True)
+                progress, callback, plots, restore=True, loggers=loggers)
 
 
 def _extended(run_dir: Path, saved: dict, total_timesteps) -> dict:
@@ -263,7 +265,7 @@ def _extended(run_dir: Path, saved: dict, total_timesteps) -> dict:
 
 
 def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_every, progress,
-         callback, plots, restore) -> RunResult:
+         callback, plots, restore, loggers) -> RunResult:
     from tqdm.auto import tqdm
 
     shard = sharding.seed_sharding(mesh)
@@ -287,7 +289,8 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
         history = _read_history(run_dir, done)
     elif run_dir is not None:
         checkpoints = ckpt.manager(run_dir)
-
+    sinks = (sinks_module.open_loggers(loggers, run_dir, rundir.read_config(run_dir), done)
+             if writer and done < algorithm.num_updates else [])  # where metrics.csv is written
     steps_per_chunk_update = algorithm.steps_per_update * len(spec.seeds)
     bar = tqdm(total=algorithm.num_updates * steps_per_chunk_update,
                initial=done * steps_per_chunk_update, unit="step", unit_scale=True,
@@ -300,8 +303,8 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
                                                        chunk_updates, spec, algorithm.host_hook,
                                                        algorithm.hook_every):
                 n = metrics["env_steps"].shape[1]
-                if writer:
-                    rundir.append_metrics(run_dir, spec.seeds, done - n, metrics)
+                if writer:  # metrics.csv, then TensorBoard / W&B
+                    sinks_module.write_all(sinks, run_dir, spec.seeds, done - n, metrics)
                 for k, v in metrics.items():
                     history.setdefault(k, []).append(v)
                 chunks_done += 1
@@ -321,6 +324,7 @@ def _run(spec: RunSpec, algorithm, mesh, run_dir, chunk_updates, checkpoint_ever
             bar.close()
             if checkpoints is not None:
                 ckpt.close(checkpoints)
+            sinks_module.close_all(sinks)
     metrics = {k: np.concatenate(v, axis=1) for k, v in history.items()}
     if writer and plots:
         from hystax import plots as plots_module
