@@ -38,6 +38,7 @@ from flax import struct
 from gymnax.environments import spaces
 from tqdm.auto import tqdm
 
+from hystax.agents.actor import Actor
 from hystax.agents.algorithm import Algorithm, make_train_from
 from hystax.core.errors import require
 from hystax.core.nn import MLP
@@ -49,8 +50,8 @@ from hystax.world_models.online import (
     make_online_model,
 )
 
-__all__ = ["DYNA_MODELS", "Config", "DynaConfig", "DynaResult", "make_algorithm", "make_dyna",
-           "make_train", "result_of", "train_dyna"]
+__all__ = ["DYNA_MODELS", "Config", "DynaConfig", "DynaResult", "make_actor", "make_algorithm",
+           "make_dyna", "make_train", "result_of", "train_dyna"]
 
 DYNA_MODELS = ("none", *ONLINE_MODELS)
 
@@ -359,3 +360,21 @@ def make_train(config: DynaConfig, env, env_params):
     """``train(key) -> (final DynaState, metrics [updates])`` as one scan (not for models that
     retrain between chunks: use ``hystax.train``)."""
     return make_train_from(make_algorithm(config, env, env_params), config)
+
+
+def make_actor(config: DynaConfig, env, env_params) -> Actor:
+    """The Q-network's policy of a Dyna run (an :class:`~hystax.agents.actor.Actor`; no
+    carry): greedy where ``deterministic``, else ε-greedy with the final ``eps_end``."""
+    num_actions, _ = _check_env(env, env_params)
+    q_net = MLP(config.hidden, num_actions, activation="relu")
+
+    def act(params, obs, carry, start, key, deterministic=False):
+        k_explore, k_action = jax.random.split(key)
+        greedy = jnp.argmax(q_net.apply(params, obs), -1)
+        batch = greedy.shape
+        explore = jax.random.uniform(k_explore, batch) < config.eps_end
+        random = jax.random.randint(k_action, batch, 0, num_actions)
+        return jnp.where(jnp.logical_and(explore, ~jnp.asarray(deterministic)), random,
+                         greedy), carry
+
+    return Actor(env, lambda batch: None, act, lambda state: state.q_params)

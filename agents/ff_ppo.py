@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from hystax.agents import ppo_parts
+from hystax.agents.actor import Actor
 from hystax.agents.algorithm import Algorithm
 from hystax.agents.networks import ActorCritic
 
@@ -85,3 +86,18 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         return ppo_parts.learn(config, state, traj, final_values, loss_fn, shuffled_minibatches)
 
     return Algorithm(init, update, config.num_updates, batch_size)
+
+
+def make_actor(config, env, env_params) -> Actor:
+    """The MLP policy of a feed-forward PPO run (an :class:`~hystax.agents.actor.Actor`;
+    no carry). ``deterministic`` takes the argmax action (Box: the mean)."""
+    env = ppo_parts.agent_env(config, env, env_params)
+    discrete, action_dim, to_env_action = ppo_parts.action_mapping(env, env_params)
+    network = ActorCritic(action_dim, discrete, config.hidden_sizes, config.activation)
+
+    def act(params, obs, carry, start, key, deterministic=False):
+        policy_out, _ = network.apply(params, obs)
+        pi = ppo_parts.policy_distribution(policy_out, discrete)
+        return to_env_action(ppo_parts.choose(pi, key, deterministic)), carry
+
+    return Actor(env, lambda batch: None, act, lambda state: state.params)

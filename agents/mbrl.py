@@ -50,7 +50,7 @@ from hystax.world_models.dynamics import Transitions
 
 __all__ = ["Config", "ContinualConfig", "ContinualResult", "MBRLState", "continual_mbrl",
            "forgetting_ratios", "forward_transfer", "make_algorithm", "make_env", "make_train",
-           "report_lines", "results"]
+           "method_of", "report_lines", "results"]
 
 DEFAULT_ENV = "pendulum-gravity"  # `hystax train mbrl` without --suite
 
@@ -260,7 +260,8 @@ def _pieces(method: ContinualMethod, suite: TaskSequence, config: ContinualConfi
     return _Pieces(init, update, finish, start, e_per)
 
 
-def _method(config: Config, suite: TaskSequence) -> ContinualMethod:
+def method_of(config: Config, suite: TaskSequence) -> ContinualMethod:
+    """The continual world-model method a run of ``config`` on ``suite`` trains."""
     options = {"beta": config.beta} if config.method.startswith("hnet") else {}
     return make_method(config.method, suite.obs_dim, suite.act_dim, suite.num_tasks, **options)
 
@@ -283,7 +284,7 @@ def make_env(env, overrides=None) -> tuple[TaskSequence, None]:
 def make_algorithm(config: Config, suite: TaskSequence, env_params=None) -> Algorithm:
     """Continual MBRL for the runner: update i is MPC episode i % E of task i // E; the host
     hook ends each task, saves and evaluates its model, and begins the next."""
-    pieces = _pieces(_method(config, suite), suite, config)
+    pieces = _pieces(method_of(config, suite), suite, config)
     finish = jax.jit(jax.vmap(pieces.finish, in_axes=(0, None)))
     start = jax.jit(jax.vmap(pieces.start, in_axes=(0, None)))
 

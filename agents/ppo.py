@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hystax.agents import ff_ppo, recurrent_ppo
+from hystax.agents.actor import Actor
 from hystax.agents.algorithm import (
     MAX_TIMESTEPS,
     Algorithm,
@@ -197,3 +198,9 @@ def make_train(config: Config, env, env_params):
     """``train(key, hparams=None) -> (final TrainState, metrics)``; metrics are ``[num_updates]``."""
     return make_train_from(make_algorithm(config, env, env_params), config)
 
+
+def make_actor(config: Config, env, env_params) -> Actor:
+    """How a run of ``config`` acts (:class:`~hystax.agents.actor.Actor`): the MLP policy or,
+    with a memory model, the recurrent one."""
+    family = ff_ppo if config.memory.model == NO_MEMORY else recurrent_ppo
+    return family.make_actor(config, env, env_params)

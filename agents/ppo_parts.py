@@ -176,23 +176,22 @@ def learn(config, state, traj, final_values, loss_fn, split, transform_updates=N
     return state, metrics
 
 
-def prepare_env(config, env, env_params):
-    """The batched training env and how to act in it.
-
-    Flattens observations when needed, appends the previous action/reward when
-    ``config.prev_action_reward``, records episode statistics and vmaps ``num_envs`` copies.
-    Returns ``(batch_env, discrete, action_dim, to_env_action)``, where ``to_env_action``
-    maps the policy's ``[num_envs, action_dim]`` samples to the env's actions (Box: reshaped
-    and clipped to the bounds).
-    """
+def agent_env(config, env, env_params):
+    """One copy of the env as PPO's policy sees it: observations flattened when needed, and
+    the previous action and reward appended when ``config.prev_action_reward``."""
     if len(env.observation_space(env_params).shape) != 1:
         env = FlattenObservation(env)
     if config.prev_action_reward:
         env = PreviousActionReward(env, env_params, reward_scale=config.prev_reward_scale)
-    env = BatchEnv(EpisodeStatistics(env), config.num_envs)
+    return env
+
+
+def action_mapping(env, env_params):
+    """``(discrete, action_dim, to_env_action)``: how the policy's ``[B, action_dim]`` samples
+    become ``env``'s actions (Box: reshaped and clipped to the bounds)."""
     action_space = env.action_space(env_params)
     if isinstance(action_space, spaces.Discrete):
-        return env, True, int(action_space.n), lambda action: action
+        return True, int(action_space.n), lambda action: action
     if not isinstance(action_space, spaces.Box):
         raise HystaxError("PPO supports Discrete and Box action spaces, not "
                           f"{type(action_space).__name__}")
@@ -202,4 +201,18 @@ def prepare_env(config, env, env_params):
     def to_env_action(action):
         return jnp.clip(action.reshape((-1, *action_space.shape)), low, high)
 
-    return env, False, int(np.prod(action_space.shape)), to_env_action
+    return False, int(np.prod(action_space.shape)), to_env_action
+
+
+def prepare_env(config, env, env_params):
+    """The batched training env and how to act in it: :func:`agent_env` with episode
+    statistics, ``num_envs`` copies vmapped. Returns ``(batch_env, discrete, action_dim,
+    to_env_action)`` (:func:`action_mapping`)."""
+    env = agent_env(config, env, env_params)
+    return (BatchEnv(EpisodeStatistics(env), config.num_envs),
+            *action_mapping(env, env_params))
+
+
+def choose(pi, key, deterministic):
+    """A sample of ``pi``, or its mode where ``deterministic`` (a bool, may be traced)."""
+    return jnp.where(deterministic, pi.mode(), pi.sample(seed=key))

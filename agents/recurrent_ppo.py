@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from hystax.agents import ppo_parts
+from hystax.agents.actor import Actor
 from hystax.agents.algorithm import Algorithm
 from hystax.agents.memory import SSM_PARAMS, SequenceModel
 from hystax.agents.networks import RecurrentActorCritic
@@ -68,13 +69,18 @@ def scale_ssm_updates(updates, factor):
     return jax.tree_util.tree_map_with_path(scale, updates)
 
 
+def make_network(config, action_dim: int, discrete: bool) -> RecurrentActorCritic:
+    """The actor-critic around ``config.memory``."""
+    return RecurrentActorCritic(action_dim, discrete, memory_model(config),
+                                config.memory.encoder_sizes, config.hidden_sizes,
+                                config.activation, config.memory.separate)
+
+
 def make_algorithm(config, env, env_params) -> Algorithm:
     """Recurrent PPO (a ``ppo.Config`` with a memory model) as ``init(key, hparams)`` /
     ``update(state)`` for one seed."""
     env, discrete, action_dim, to_env_action = ppo_parts.prepare_env(config, env, env_params)
-    network = RecurrentActorCritic(action_dim, discrete, memory_model(config),
-                                   config.memory.encoder_sizes, config.hidden_sizes,
-                                   config.activation, config.memory.separate)
+    network = make_network(config, action_dim, discrete)
     n_envs, n_mb = config.num_envs, config.num_minibatches
     envs_per_minibatch = n_envs // n_mb
 
@@ -145,6 +151,8 @@ def make_algorithm(config, env, env_params) -> Algorithm:
             config, state, traj, final_values, loss_fn, trajectory_minibatches,
             transform_updates=lambda u: scale_ssm_updates(u, state.hparams["ssm_lr_scale"]))
 
+    act = acting(network, discrete, to_env_action)
+
     def evaluate(params, key, eval_env_params, num_steps: int, reset_on: str | None = None):
         """Run the policy (sampling) from fresh envs for ``num_steps`` steps under
         ``eval_env_params``; returns ``(rewards [T, num_envs], dones [T, num_envs], info)``
@@ -160,11 +168,9 @@ def make_algorithm(config, env, env_params) -> Algorithm:
         def step(carry_in, _):
             carry, obs, start, env_state, key = carry_in
             key, k_act, k_env = jax.random.split(key, 3)
-            carry, (policy_out, _) = network.apply(params, carry, obs[None], start[None])
-            policy_out = jax.tree.map(lambda x: x[0] if x.ndim > 1 else x, policy_out)
-            action = ppo_parts.policy_distribution(policy_out, discrete).sample(seed=k_act)
+            action, carry = act(params, obs, carry, start, k_act)
             obs, env_state, reward, terminated, truncated, info = env.step(
-                k_env, env_state, to_env_action(action), eval_env_params)
+                k_env, env_state, action, eval_env_params)
             done = jnp.logical_or(terminated, truncated)
             if reset_on == "every_step":
                 start = jnp.ones_like(done)
@@ -178,3 +184,28 @@ def make_algorithm(config, env, env_params) -> Algorithm:
 
     return Algorithm(init, update, config.num_updates, n_envs * config.num_steps,
                      extras={"collect": collect, "network": network, "evaluate": evaluate})
+
+
+def make_actor(config, env, env_params) -> Actor:
+    """The memory policy of a recurrent PPO run (an :class:`~hystax.agents.actor.Actor`):
+    the carry is the memory's state ``[layers, B, ...]``, zeroed inside the step where
+    ``start`` is set, as in training. ``deterministic`` takes the argmax action (Box: the
+    mean)."""
+    env = ppo_parts.agent_env(config, env, env_params)
+    discrete, action_dim, to_env_action = ppo_parts.action_mapping(env, env_params)
+    network = make_network(config, action_dim, discrete)
+    return Actor(env, network.initialize_carry, acting(network, discrete, to_env_action),
+                 lambda state: state.params)
+
+
+def acting(network: RecurrentActorCritic, discrete: bool, to_env_action):
+    """``act(params, obs [B, ...], carry, start [B], key, deterministic=False) -> (env action
+    [B, ...], carry)``: one step of ``network``, a sample of its policy or (deterministic)
+    the mode."""
+    def act(params, obs, carry, start, key, deterministic=False):
+        carry, (policy_out, _) = network.apply(params, carry, obs[None], start[None])
+        policy_out = jax.tree.map(lambda x: x[0] if x.ndim > 1 else x, policy_out)
+        pi = ppo_parts.policy_distribution(policy_out, discrete)
+        return to_env_action(ppo_parts.choose(pi, key, deterministic)), carry
+
+    return act
