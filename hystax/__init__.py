@@ -6,6 +6,7 @@ entry points are re-exported lazily:
 >>> import hystax
 >>> env, params = hystax.make("CartPole-v1")          # hystax.envs.make
 >>> result = hystax.train("ppo", "CartPole-v1", seeds=2, total_timesteps=50_000)
+>>> hystax.load(result.run_dir).evaluate(episodes=20).returns  # hystax.trained.load
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ _LAZY = {
     "register": ("hystax.envs", "register"),
     "check_env": ("hystax.envs", "check_env"),
     "train": ("hystax.runner", "train"),
+    "load": ("hystax.trained", "load"),
     "sweep": ("hystax.hparam_sweep", "sweep"),
     "HystaxError": ("hystax.core.errors", "HystaxError"),
 }

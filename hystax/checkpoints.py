@@ -82,6 +82,36 @@ def restore_latest(run_dir: Path, template: Any) -> tuple[Any, Any, int]:
     raise AssertionError("unreachable")
 
 
+def read(run_dir: Path, template: Any, step: int | None = None) -> tuple[Any, int]:
+    """``(state, step)``: checkpoint ``step`` of ``run_dir`` (None: the newest), shaped like
+    ``template`` (arrays or ``jax.ShapeDtypeStruct``s). Read-only: nothing in the folder is
+    moved or written. HystaxError when there is no such checkpoint or it does not read."""
+    run_dir = Path(run_dir)
+    folder = (run_dir / CHECKPOINT_DIR).absolute()
+    with _quiet_orbax():
+        checkpoints = _ocp().CheckpointManager(
+            folder, options=_ocp().CheckpointManagerOptions(read_only=True))
+        steps = sorted(checkpoints.all_steps()) if folder.is_dir() else []
+    try:
+        if not steps:
+            raise HystaxError(f"{run_dir} has no checkpoint yet (nothing to load)")
+        if step is None:
+            step = steps[-1]
+        if step not in steps:
+            raise HystaxError(f"{run_dir} has no checkpoint at update {step}; it has "
+                              f"{', '.join(map(str, steps))}")
+        try:
+            with _quiet_orbax():
+                state = checkpoints.restore(step, args=_ocp().args.StandardRestore(template))
+        except Exception as err:  # orbax raises many types for unreadable files
+            raise HystaxError(f"checkpoint {step} of {run_dir} does not read back "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+                              ) from None
+    finally:
+        checkpoints.close()
+    return state, int(step)
+
+
 @contextlib.contextmanager
 def _quiet_orbax():
     """Orbax logs an unreadable file through absl before raising; the warning says it once."""

@@ -1,5 +1,5 @@
-"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``plot``, ``icrl``, ``bandit``,
-``continual``, ``losse``, ``bench``.
+"""The ``hystax`` command line: ``demo``, ``list``, ``train``, ``evaluate``, ``plot``, ``icrl``,
+``bandit``, ``continual``, ``losse``, ``bench``.
 
 Heavy modules (jax, the agents) are imported only by the command that needs them, so
 ``hystax --help`` and ``hystax list`` stay fast. Bad input prints one line
@@ -9,12 +9,12 @@ Heavy modules (jax, the agents) are imported only by the command that needs them
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import os
 import sys
 from pathlib import Path
 
+from hystax.cli_flags import add_config_flags, env_param_overrides, integer
 from hystax.core.errors import HystaxError
 from hystax.experiments import experiment_registry
 from hystax.experiments.experiment import OneLineParser
@@ -82,9 +82,9 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train PPO (MLP) on CartPole-v1 for 4 seeds in one vmapped "
                                    "run and write metrics.csv, checkpoints and returns.png.")
     p.add_argument("--out-dir", default="runs", help="parent folder of the run (default: runs)")
-    p.add_argument("--total-timesteps", type=_int, default=DEMO["total_timesteps"],
+    p.add_argument("--total-timesteps", type=integer, default=DEMO["total_timesteps"],
                    help="env steps per seed (default: %(default)s)")
-    p.add_argument("--seeds", type=_int, default=DEMO["seeds"], help="number of seeds (default: 4)")
+    p.add_argument("--seeds", type=integer, default=DEMO["seeds"], help="number of seeds (default: 4)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("list", help="list environments and agents")
@@ -103,16 +103,16 @@ def _parser() -> argparse.ArgumentParser:
                         "suite (default: pendulum-gravity; hystax list names them)")
     p.add_argument("--env-param", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a field of the env's params (repeatable)")
-    p.add_argument("--seeds", type=_int, default=1, help="number of seeds 0..N-1 (default: 1)")
+    p.add_argument("--seeds", type=integer, default=1, help="number of seeds 0..N-1 (default: 1)")
     p.add_argument("--preset", action=argparse.BooleanOptionalAction, default=None,
                    help="start from the agent's tuned config for --env (default: when it has "
                         "one, e.g. every popgym/... env); --preset insists on one, "
                         "--no-preset starts from the plain Config() defaults")
     p.add_argument("--name", help="run name (default: <agent>-<env>-<time>)")
     p.add_argument("--out-dir", default="runs", help="parent folder of the run (default: runs)")
-    p.add_argument("--chunk-updates", type=_int, help="updates per jitted chunk")
-    p.add_argument("--checkpoint-every", type=_int, default=10, help="checkpoint every N chunks")
-    p.add_argument("--devices", type=_int, help="devices to shard seeds over (default: all)")
+    p.add_argument("--chunk-updates", type=integer, help="updates per jitted chunk")
+    p.add_argument("--checkpoint-every", type=integer, default=10, help="checkpoint every N chunks")
+    p.add_argument("--devices", type=integer, help="devices to shard seeds over (default: all)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue a run from its latest checkpoint (a PPO run with "
                         "--total-timesteps N: and run it longer)")
@@ -121,17 +121,43 @@ def _parser() -> argparse.ArgumentParser:
                         "command on every host; Slurm/TPU/MPI clusters are detected)")
     p.add_argument("--coordinator", metavar="HOST:PORT",
                    help="with --distributed: process 0's address (else JAX_COORDINATOR_ADDRESS)")
-    p.add_argument("--num-processes", type=_int, help="with --distributed: number of processes")
-    p.add_argument("--process-id", type=_int, help="with --distributed: this process's index")
+    p.add_argument("--num-processes", type=integer, help="with --distributed: number of processes")
+    p.add_argument("--process-id", type=integer, help="with --distributed: this process's index")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--logger", default="csv", metavar="csv,tensorboard,wandb",
+                   help="where metrics go besides metrics.csv (always written): tensorboard "
+                        "(pip install 'hystax[tensorboard]'), wandb ('hystax[wandb]')")
     p.set_defaults(func=_train, train_parser=p)
 
     p = sub.add_parser("plot", help="plot run directories (returns.png, losses.png)")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out-dir", help="where an overlay of several runs goes (default: runs/compare)")
-    p.add_argument("--smooth", type=_int, default=1,
+    p.add_argument("--smooth", type=integer, default=1,
                    help="running mean over this many updates (default: 1, none)")
     p.set_defaults(func=_plot)
+
+    p = sub.add_parser(
+        "evaluate", help="play a trained run on fresh episodes; write eval-NNN.csv into it",
+        description="Load a PPO or Dyna run and play fresh episodes with every seed's policy; "
+                    "writes eval-NNN.csv (seed, episode, return, length) and eval-NNN.json "
+                    "(settings, mean ± 95%% CI over seeds) into the run folder, never "
+                    "overwriting an earlier evaluation.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--step", type=integer, help="the checkpoint, in updates done (default: newest)")
+    p.add_argument("--env", help="another variant with the same spaces (default: the training "
+                                 "env; for a meta-RL env its held-out tasks)")
+    p.add_argument("--env-param", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a field of the env's params (repeatable)")
+    p.add_argument("--episodes", type=integer, default=10, help="episodes per seed (default: 10)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="greedy actions (default: sample from the policy)")
+    p.add_argument("--seed", type=integer, default=0, help="key of the episodes (default: 0)")
+    p.add_argument("--max-steps", type=integer, help="cut episodes at this many steps (default: "
+                                                  "the env's max_steps_in_episode)")
+    p.add_argument("--record", type=integer, default=0, metavar="N",
+                   help="save the first N episodes of each seed (.npz; a GIF for CartPole, "
+                        "Pendulum, Acrobot, Battleship, Minesweeper, Labyrinth)")
+    p.set_defaults(func=_evaluate)
 
     for command, help in experiment_registry.COMMANDS.items():
         _add_experiment_command(sub, command, help)
@@ -150,17 +176,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_bench)
     return parser
-
-
-def _int(text: str) -> int:
-    """Integers that may be written as 1e6 or 100_000."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
-    return int(value)
 
 
 def _demo(args, rest) -> int:
@@ -228,9 +243,9 @@ def _train(args, rest) -> int:
         parents=[args.train_parser] if args.help else [],
         conflict_handler="resolve")
     group = config_parser.add_argument_group(f"{args.agent} config fields") if module else None
-    fields = _add_config_flags(group, module.Config) if module else []
+    fields = add_config_flags(group, module.Config) if module else []
     if module is None:  # --resume: the one setting a resume may change
-        config_parser.add_argument("--total-timesteps", dest="total_timesteps", type=_int,
+        config_parser.add_argument("--total-timesteps", dest="total_timesteps", type=integer,
                                    help="run longer than the run's config.json says (PPO runs)")
         fields = ["total_timesteps"]
     if args.help:
@@ -264,7 +279,8 @@ def _train(args, rest) -> int:
                    out_dir=args.out_dir,
                    chunk_updates=args.chunk_updates, checkpoint_every=args.checkpoint_every,
                    devices=args.devices, resume=args.resume, progress=not args.no_progress,
-                   env_params=_env_params(args.env_param) or None, **overrides)
+                   env_params=env_param_overrides(args.env_param) or None, loggers=args.logger,
+                   **overrides)
     _report(result, time.time() - start)
     return exit_code_of(result)
 
@@ -279,56 +295,6 @@ def _initialize_distributed(args) -> None:
         raise HystaxError(f"jax.distributed.initialize failed: {str(err).splitlines()[0]} "
                           "(outside Slurm/TPU/MPI pass --coordinator, --num-processes and "
                           "--process-id)") from None
-
-
-def _add_config_flags(group, config_cls) -> list[str]:
-    names = []
-    for name, default in _flat_fields(config_cls):
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
-                               default=None, help=f"(default: {default})")
-        elif isinstance(default, tuple):
-            group.add_argument(flag, dest=name, type=_int_tuple, default=None,
-                               help=f"comma-separated (default: {','.join(map(str, default))})")
-        else:
-            kind = _int if isinstance(default, int) else type(default)
-            group.add_argument(flag, dest=name, type=kind, default=None,
-                               help=f"(default: {default})")
-        names.append(name)
-    return names
-
-
-def _flat_fields(config_cls) -> list[tuple[str, object]]:
-    """``(name, default)`` of each flag of a config: its fields, and the ``FLAT_NAMES`` of a
-    nested settings field (PPO's ``--memory``, ``--memory-layers``, ...), which the runner
-    routes into it; other nested settings are set from Python (``hystax.train``)."""
-    out = []
-    for f in dataclasses.fields(config_cls):
-        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-        if not dataclasses.is_dataclass(default):
-            out.append((f.name, default))
-        else:
-            out += [(name, getattr(default, field))
-                    for name, field in getattr(default, "FLAT_NAMES", {}).items()]
-    return out
-
-
-def _int_tuple(text: str) -> tuple[int, ...]:
-    return tuple(_int(x) for x in text.split(",") if x.strip())
-
-
-def _env_params(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise HystaxError(f"--env-param expects FIELD=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
-        except ValueError:
-            raise HystaxError(f"--env-param {key}: {value!r} is not a number") from None
-    return out
 
 
 def _report(result, seconds: float) -> None:
@@ -363,6 +329,18 @@ def _report(result, seconds: float) -> None:
         written = sorted(f.name + "/" * f.is_dir() for f in result.run_dir.iterdir()
                          if not f.name.startswith("."))
         print(f"wrote {result.run_dir}/ ({', '.join(written)}) in {seconds:.0f} s")
+
+
+def _evaluate(args, rest) -> int:
+    from hystax.run_evaluation import evaluate_run
+
+    paths, summary = evaluate_run(
+        args.run_dir, env=args.env, env_params=env_param_overrides(args.env_param) or None,
+        episodes=args.episodes, deterministic=args.deterministic, step=args.step,
+        seed=args.seed, record=args.record, max_steps=args.max_steps)
+    print(summary)
+    print(f"wrote {', '.join(p.name for p in paths)} in {paths[0].parent}/")
+    return 0
 
 
 def _plot(args, rest) -> int:

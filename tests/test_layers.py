@@ -20,11 +20,12 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGE_DIRS = PYPROJECT["tool"]["setuptools"]["package-dir"]  # "hystax.agents" -> "agents"
 ROOTS = {name: ROOT / folder for name, folder in PACKAGE_DIRS.items() if name != "hystax.tests"}
 
-RUNNER_LAYER = ("runner", "rundir", "checkpoints", "plots", "figure", "task_plots",
-                "learning_curves", "progress", "stopping", "hparam_sweep", "episode_gif")
+RUNNER_LAYER = ("runner", "rundir", "checkpoints", "loggers", "plots", "figure", "task_plots",
+                "learning_curves", "progress", "stopping", "hparam_sweep", "episode_gif",
+                "trained", "run_evaluation")
 LAYERS = {"hystax.core": 0, "hystax.envs": 1, "hystax.world_models": 2, "hystax.agents": 3,
           **{f"hystax.{name}": 4 for name in RUNNER_LAYER},
-          "hystax.experiments": 5, "hystax.cli": 6}
+          "hystax.experiments": 5, "hystax.cli": 6, "hystax.cli_flags": 6}
 """Module (or package) -> layer; a module's layer is that of its longest listed prefix."""
 LAYER_NAMES = ["core", "envs", "world_models", "agents", "runner layer", "experiments", "cli"]
 

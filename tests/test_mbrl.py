@@ -4,14 +4,17 @@ the outer loop (the host hook at each task's end), and a stopped run resumes bit
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hystax
 from hystax import rundir
 from hystax.agents.mbrl import ContinualConfig, continual_mbrl, forgetting_ratios, results
 from hystax.agents.mpc import MPCConfig
 from hystax.envs import continual_suites as continual_envs
 from hystax.runner import train
+from hystax.trained import TrainedWorldModel
 from hystax.world_models.continual_methods import make_method
 
 MPC = dict(horizon=5, num_samples=16, num_elites=4, iterations=2)
@@ -54,6 +57,20 @@ def test_mbrl_under_the_runner_resumes_bit_exactly(tmp_path, capsys, two_tasks, 
     np.testing.assert_allclose(out[0].train_returns.reshape(-1), a["episode_return"][0],
                                rtol=1e-6)  # metrics.csv: 8 significant digits
     assert not same_leaves(out[0].states[0], out[0].states[1])  # a model saved per task
+
+    # loaded (hystax.load): the model and its per-task predictions, the final model's and the
+    # copy saved after task 0, as the run's own state gives them
+    loaded = hystax.load(tmp_path / "full")
+    assert isinstance(loaded, TrainedWorldModel) and loaded.tasks_done == 2
+    obs, action = jax.random.normal(jax.random.PRNGKey(1), (5, 3)), jnp.full((5, 1), 0.5)
+    method = make_method("si", 3, 1, 2)
+    for task, models, saved_after in ((1, full.state.model, None),
+                                      (0, jax.tree.map(lambda x: x[:, 0], full.state.saved), 0)):
+        want = jax.vmap(lambda m, t=task: method.predict(method.params_for(m, t), obs, action))(models)
+        got = loaded.predict(obs, action, task=task, saved_after=saved_after)
+        assert got.shape == (2, 5, 3)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert np.array_equal(loaded.results()[0].reward_matrix, out[0].reward_matrix, equal_nan=True)
 
     # the same pieces for one seed, unbatched (continual_mbrl): the same keys, so the same
     # MPC episodes and random-policy returns, to float32 rounding; a checkpoint per task

@@ -1,0 +1,233 @@
+"""Trained runs as objects (``hystax.load``) and ``hystax evaluate``: the loaded policy acts as
+the training network did, evaluation equals a step-by-step loop, evaluations never overwrite
+each other, and bad input is one line with exit code 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hystax
+from hystax import rundir
+from hystax.agents import ppo, recurrent_ppo
+from hystax.agents.actor import start_play
+from hystax.agents.memory import MODELS, MemoryConfig
+from hystax.agents.networks import ActorCritic
+from hystax.cli import main
+from hystax.core.stats import mean_and_t_interval
+from hystax.runner import resolve
+from hystax.trained import Trained
+
+QUIET = dict(progress=False, plots=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny runs on demand, each trained once per worker: ``runs("mlp")`` -> run folder."""
+    root, made = tmp_path_factory.mktemp("runs"), {}
+    settings = {
+        "mlp": ("ppo", "CartPole-v1", dict(total_timesteps=4096, num_envs=4, num_steps=128)),
+        "s5": ("ppo", "popgym/RepeatPreviousEasy",
+               dict(memory="s5", total_timesteps=2048, num_envs=4, num_steps=64,
+                    num_minibatches=2, update_epochs=1)),
+        "dyna": ("dyna", "CartPole-v1", dict(model="none", total_steps=900, warmup_steps=500)),
+    }
+
+    def get(name):
+        if name not in made:
+            agent, env, overrides = settings[name]
+            made[name] = hystax.train(agent, env, seeds=2, out_dir=root, name=name, **QUIET,
+                                      **overrides).run_dir
+        return made[name]
+
+    return get
+
+
+@pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in ("s4d", "lstm")
+                                   else m for m in MODELS])  # s4d, lstm: the slow set
+def test_policy_acting_step_by_step_equals_the_training_network_over_the_sequence(model):
+    """``act`` one step at a time, with ``start`` set where episodes begin, picks the argmax of
+    the logits the training network computes over the whole sequence (the reset inside the
+    scan); a garbage carry is wiped where ``start`` is set."""
+    env, params = hystax.make("popgym/RepeatPreviousEasy")
+    config = ppo.Config(memory=MemoryConfig(model, d_model=8, state_size=8, encoder_sizes=(8,)),
+                        hidden_sizes=(8,), prev_action_reward=True)
+    actor = ppo.make_actor(config, env, params)
+    obs_dim = actor.env.observation_space(params).shape[0]
+    network = recurrent_ppo.make_network(config, env.action_space(params).n, True)
+    steps, batch = 12, 3
+    k_obs, k_init = jax.random.split(jax.random.PRNGKey(1))
+    obs = jax.random.normal(k_obs, (steps, batch, obs_dim))
+    start = jnp.zeros((steps, batch), bool).at[0].set(True).at[5, 1].set(True).at[8].set(True)
+    weights = network.init(k_init, network.initialize_carry(batch), obs[:1], start[:1])
+    _, (logits, _) = jax.jit(network.apply)(weights, network.initialize_carry(batch), obs, start)
+
+    carry = jax.tree.map(lambda x: x + 3.0, actor.init_carry(batch))  # wiped at step 0
+    act = jax.jit(actor.act)
+    for t in range(steps):
+        action, carry = act(weights, obs[t], carry, start[t], jax.random.PRNGKey(t), True)
+        np.testing.assert_array_equal(action, jnp.argmax(logits[t], -1), err_msg=f"step {t}")
+
+
+@pytest.mark.parametrize("name", ["mlp", "dyna"])
+def test_evaluate_equals_a_step_by_step_loop(runs, name):
+    """Greedy evaluation (a jitted while-loop, vmapped over seeds) equals stepping the same
+    resets in a Python loop and summing each env's rewards up to its first episode's end."""
+    trained = hystax.load(runs(name))
+    assert isinstance(trained, Trained)
+    assert trained.step == rundir.read_metrics(runs(name))["update"].size  # the newest
+    key, episodes = jax.random.PRNGKey(5), 3
+    cap = {"max_steps_in_episode": 60}  # CartPole is chaotic: float rounding of batched and
+    # unbatched nets may part after hundreds of steps; this many steps keep them together
+    result = trained.evaluate(env_params=cap, episodes=episodes, deterministic=True, key=key)
+    assert result.returns.shape == result.lengths.shape == (2, episodes)
+    env, env_params = trained.env()
+    env_params = env_params.replace(**cap)
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    for i, seed_key in enumerate(jax.random.split(key, 2)):
+        policy = trained.policy(trained.seeds[i])
+        act = jax.jit(policy.act)
+        play = start_play(trained.actor, env_params, seed_key, episodes)
+        obs, state, ended = play.obs, play.env_state, np.zeros(episodes, bool)
+        totals, lengths = np.zeros(episodes), np.zeros(episodes, int)
+        while not ended.all():
+            action, _ = act(policy.params, obs, None, play.start, key, True)
+            obs, state, reward, terminated, truncated, _ = step(
+                jax.random.split(key, episodes), state, action, env_params)
+            totals += np.where(ended, 0.0, reward)
+            lengths += ~ended
+            ended |= np.asarray(terminated | truncated)
+        np.testing.assert_array_equal(result.returns[i], totals)
+        np.testing.assert_array_equal(result.lengths[i], lengths)
+    assert main(["evaluate", str(runs(name)), "--episodes", "2"]) == 0  # and from the shell
+    rows = list(csv.DictReader(max(runs(name).glob("eval-*.csv")).open()))
+    assert len(rows) == 4 and all(int(r["length"]) > 0 for r in rows)
+
+
+def test_s5_run_vmapped_policy_env_with_the_training_wrappers_and_evaluate(runs, capsys):
+    """``policy()`` acts for every seed at once (one key each); ``env()`` appends the previous
+    action and reward as the S5 run's training env did; ``policy(seed)`` is that seed's slice;
+    ``hystax evaluate`` plays it on another level with the same spaces."""
+    trained = hystax.load(runs("s5"))
+    env, params = trained.env()
+    raw, _ = hystax.make("popgym/RepeatPreviousEasy")
+    extra = raw.action_space(params).n + 2  # one-hot previous action, reward, is-first
+    assert env.observation_space(params).shape[0] == raw.observation_space(params).shape[0] + extra
+    policy = trained.policy()
+    carry = policy.init_carry(5)
+    obs, _ = jax.vmap(lambda k: env.reset(k, params))(jax.random.split(jax.random.PRNGKey(0), 5))
+    obs, start = jnp.stack([obs, obs]), jnp.ones((2, 5), bool)
+    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+    action, carry = jax.jit(policy.act)(policy.params, obs, carry, start, keys, True)
+    assert action.shape == (2, 5) and jax.tree.leaves(carry)[0].shape[0] == 2
+    one = trained.policy(trained.seeds[1])
+    alone, _ = jax.jit(one.act)(one.params, obs[1], one.init_carry(5), start[1], keys[1], True)
+    np.testing.assert_array_equal(alone, action[1])
+    with pytest.raises(hystax.HystaxError, match="not one of this run's seeds"):
+        trained.policy(7)
+    assert main(["evaluate", str(runs("s5")), "--episodes", "2", "--env",
+                 "popgym/RepeatPreviousMedium"]) == 0
+    rows = list(csv.DictReader(max(runs("s5").glob("eval-*.csv")).open()))
+    assert len(rows) == 4 and all(int(r["length"]) > 0 for r in rows)
+    assert "on popgym/RepeatPreviousMedium" in capsys.readouterr().out
+
+
+def test_meta_rl_envs_evaluate_on_held_out_tasks_by_default():
+    """A meta-RL policy (here untrained: initial params, no run folder) is evaluated on the
+    held-out split unless ``split`` is given (by name or number)."""
+    spec = resolve("ppo", "meta/BernoulliBandit", memory="none", seeds=2, check=False)
+    actor = ppo.make_actor(spec.config, spec.env, spec.env_params)
+    obs = jnp.zeros(actor.env.observation_space(spec.env_params).shape)
+    network = ActorCritic(spec.env.action_space(spec.env_params).n, True,
+                          spec.config.hidden_sizes, spec.config.activation)
+    params = jax.vmap(network.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), obs)
+    trained = Trained(None, spec, 0, SimpleNamespace(params=params), actor)
+    assert int(trained.env()[1].split) == 0  # trained on the train split
+    assert int(trained.evaluate(episodes=2).env_params.split) == 1
+    for split in ("train", 0):
+        assert int(trained.evaluate(env_params={"split": split}, episodes=2).env_params.split) == 0
+
+
+def test_hystax_evaluate_writes_numbered_files_and_never_overwrites(runs, capsys):
+    """Two evaluations of one run: eval-001 and eval-002, each a CSV of seeds x episodes equal
+    to ``Trained.evaluate`` with the same key, a sidecar with its settings and a summary."""
+    run = runs("mlp")
+    n = len(list(run.glob("eval-*.json")))  # evaluations other tests made of this run
+    a, b = f"eval-{n + 1:03d}", f"eval-{n + 2:03d}"
+    assert main(["evaluate", str(run), "--episodes", "4", "--seed", "3"]) == 0
+    assert main(["evaluate", str(run), "--episodes", "2", "--deterministic"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("95% CI over seeds") == 2 and f"{b}.csv" in out
+    first = list(csv.DictReader((run / f"{a}.csv").open()))
+    assert len(first) == 2 * 4 and len(list(csv.DictReader((run / f"{b}.csv").open()))) == 4
+    again = hystax.load(run).evaluate(episodes=4, key=jax.random.PRNGKey(3))
+    np.testing.assert_allclose([float(r["return"]) for r in first], again.returns.reshape(-1))
+    side = json.loads((run / f"{b}.json").read_text())
+    assert side["deterministic"] and side["episodes"] == 2 and side["step"] == 8
+    assert side["summary"] in out and json.loads((run / f"{a}.json").read_text())["seed"] == 3
+
+
+def test_record_writes_the_evaluated_episodes_and_gifs(runs, capsys):
+    """--record 2: the npz holds the first two evaluated episodes of each seed (the same
+    returns as the CSV; rewards sum to them; nothing past each length), and a GIF each."""
+    run = runs("mlp")
+    assert main(["evaluate", str(run), "--episodes", "3", "--record", "2", "--seed", "9",
+                 "--env-param", "max_steps_in_episode=40"]) == 0
+    stem = json.loads(max(run.glob("eval-*.json")).read_text())
+    rows = list(csv.DictReader((run / stem["files"][0]).open()))
+    data = np.load(run / stem["files"][1])
+    returns = np.array([float(r["return"]) for r in rows]).reshape(2, 3)[:, :2]
+    np.testing.assert_array_equal(data["returns"], returns)
+    np.testing.assert_allclose(data["rewards"].sum(-1), returns)
+    assert data["obs"].shape[:3] == (2, 2, data["lengths"].max()) and data["obs"].shape[3] == 4
+    past = np.arange(data["obs"].shape[2]) >= data["lengths"][..., None]
+    assert not np.any(data["obs"][past])
+    gifs = [f for f in stem["files"] if f.endswith(".gif")]
+    assert len(gifs) == 4 and all((run / g).stat().st_size > 0 for g in gifs)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "{tmp}"], "is not a hystax run directory"),
+    (["evaluate", "{mlp}", "--step", "3"], "has no checkpoint at update 3; it has"),
+    (["evaluate", "{mlp}", "--env", "Pendulum-v1"], "differ from the training env's"),
+    (["evaluate", "{mlp}", "--episodes", "-2"], "episodes must be a positive integer"),
+    (["evaluate", "{mlp}", "--episodes", "3", "--record", "5"], "record (5) cannot exceed"),
+    (["evaluate", "{mlp}", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+    (["evaluate", "{mlp}", "--env-param", "gravity=nan"], "gravity must be a finite number"),
+])
+def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys, args, message):
+    args = [a.format(tmp=tmp_path, mlp=runs("mlp")) for a in args]
+    before = sorted(p.name for p in runs("mlp").iterdir())
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in runs("mlp").iterdir()) == before  # nothing written
+
+
+def test_load_refuses_a_run_without_a_checkpoint_and_a_negative_step(runs, tmp_path):
+    (tmp_path / rundir.CONFIG_FILE).write_text((runs("mlp") / rundir.CONFIG_FILE).read_text())
+    with pytest.raises(hystax.HystaxError, match="has no checkpoint yet"):
+        hystax.load(tmp_path)
+    with pytest.raises(hystax.HystaxError, match="step must be a non-negative integer"):
+        hystax.load(runs("mlp"), step=-1)
+
+
+@pytest.mark.slow  # 4 seeds of S5 for 300k steps (about 90 s)
+def test_evaluated_s5_return_lies_in_the_ci_of_its_last_training_updates(tmp_path):
+    """A trained S5 agent on RepeatPreviousEasy, evaluated on fresh episodes with its
+    stochastic policy, scores within the 95% CI (over seeds) of the mean return of its last
+    10 training updates. The learning rate is annealed, so the last updates' policies are the
+    evaluated one's neighbours."""
+    result = hystax.train("ppo", "popgym/RepeatPreviousEasy", seeds=4, out_dir=tmp_path,
+                          total_timesteps=300_000, anneal_lr=True, **QUIET)
+    training = np.nanmean(result.metrics["episode_return"][:, -10:], axis=1)  # [seeds]
+    mean, half = mean_and_t_interval(training)
+    assert mean > 0.9  # it learned the task
+    evaluated = hystax.load(result.run_dir).evaluate(episodes=200).returns.mean()
+    assert mean - half <= evaluated <= mean + half, (evaluated, mean, half)
