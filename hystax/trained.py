@@ -87,8 +87,11 @@ class Trained:
     def policy(self, seed: int | None = None) -> Policy:
         """Seed ``seed``'s policy, or (None) all seeds' vmapped over a leading axis."""
         if seed is None:
-            n = len(self.seeds)
-            act = jax.vmap(self.actor.act, in_axes=(0, 0, 0, 0, 0, None))
+            n, each_seed = len(self.seeds), jax.vmap(self.actor.act, in_axes=(0, 0, 0, 0, 0, None))
+
+            def act(params, obs, carry, start, key, deterministic=False):
+                return each_seed(params, obs, carry, start, key, deterministic)
+
             return Policy(act, lambda batch: _broadcast(self.actor.init_carry(batch), n),
                           self.params)
         require(seed in self.seeds, f"seed {seed!r} is not one of this run's seeds {self.seeds}")

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 import hystax
 from hystax import rundir
@@ -49,8 +50,8 @@ def runs(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in ("s4d", "lstm")
-                                   else m for m in MODELS])  # s4d, lstm: the slow set
+@pytest.mark.parametrize("model", [m if m in ("gru", "mlp") else pytest.param(
+    m, marks=pytest.mark.slow) for m in MODELS])  # s5, s4d, lstm: the slow set (compiles)
 def test_policy_acting_step_by_step_equals_the_training_network_over_the_sequence(model):
     """``act`` one step at a time, with ``start`` set where episodes begin, picks the argmax of
     the logits the training network computes over the whole sequence (the reset inside the
@@ -110,37 +111,44 @@ def test_evaluate_equals_a_step_by_step_loop(runs, name):
     assert len(rows) == 4 and all(int(r["length"]) > 0 for r in rows)
 
 
-def test_s5_run_vmapped_policy_env_with_the_training_wrappers_and_evaluate(runs, capsys):
-    """``policy()`` acts for every seed at once (one key each); ``env()`` appends the previous
-    action and reward as the S5 run's training env did; ``policy(seed)`` is that seed's slice;
-    ``hystax evaluate`` plays it on another level with the same spaces."""
+def test_s5_run_env_has_the_training_wrappers_and_hystax_evaluate_plays_it(runs, capsys):
+    """``env()`` appends the previous action and reward as the S5 run's training env did;
+    ``hystax evaluate`` plays the run (its carry reset at every episode's first step)."""
     trained = hystax.load(runs("s5"))
     env, params = trained.env()
     raw, _ = hystax.make("popgym/RepeatPreviousEasy")
     extra = raw.action_space(params).n + 2  # one-hot previous action, reward, is-first
     assert env.observation_space(params).shape[0] == raw.observation_space(params).shape[0] + extra
-    policy = trained.policy()
-    carry = policy.init_carry(5)
-    obs, _ = jax.vmap(lambda k: env.reset(k, params))(jax.random.split(jax.random.PRNGKey(0), 5))
+    assert main(["evaluate", str(runs("s5")), "--episodes", "2"]) == 0
+    rows = list(csv.DictReader(max(runs("s5").glob("eval-*.csv")).open()))
+    assert len(rows) == 4 and all(int(r["length"]) == 51 for r in rows)  # 52 cards, one each
+    assert "on popgym/RepeatPreviousEasy" in capsys.readouterr().out
+
+
+def test_policy_over_every_seed_equals_each_seeds_policy(runs):
+    """``policy()`` acts for every seed at once (one key each); ``policy(seed)`` is that seed's
+    slice; a seed the run does not have is refused."""
+    trained = hystax.load(runs("mlp"))
+    env, params = trained.env()
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 5), params)
     obs, start = jnp.stack([obs, obs]), jnp.ones((2, 5), bool)
     keys = jax.random.split(jax.random.PRNGKey(1), 2)
-    action, carry = jax.jit(policy.act)(policy.params, obs, carry, start, keys, True)
-    assert action.shape == (2, 5) and jax.tree.leaves(carry)[0].shape[0] == 2
-    one = trained.policy(trained.seeds[1])
-    alone, _ = jax.jit(one.act)(one.params, obs[1], one.init_carry(5), start[1], keys[1], True)
-    np.testing.assert_array_equal(alone, action[1])
+    policy = trained.policy()
+    assert policy.init_carry(5) is None  # an MLP has no memory
+    action, _ = jax.jit(policy.act)(policy.params, obs, None, start, keys)  # sampled
+    assert action.shape == (2, 5)
+    for i, seed in enumerate(trained.seeds):
+        one = trained.policy(seed)
+        alone, _ = jax.jit(one.act)(one.params, obs[i], None, start[i], keys[i])
+        np.testing.assert_array_equal(alone, action[i])
     with pytest.raises(hystax.HystaxError, match="not one of this run's seeds"):
         trained.policy(7)
-    assert main(["evaluate", str(runs("s5")), "--episodes", "2", "--env",
-                 "popgym/RepeatPreviousMedium"]) == 0
-    rows = list(csv.DictReader(max(runs("s5").glob("eval-*.csv")).open()))
-    assert len(rows) == 4 and all(int(r["length"]) > 0 for r in rows)
-    assert "on popgym/RepeatPreviousMedium" in capsys.readouterr().out
 
 
 def test_meta_rl_envs_evaluate_on_held_out_tasks_by_default():
     """A meta-RL policy (here untrained: initial params, no run folder) is evaluated on the
-    held-out split unless ``split`` is given (by name or number)."""
+    held-out split unless ``split`` is given (by name or number); ``evaluate`` plays under the
+    params ``actor_for`` gives."""
     spec = resolve("ppo", "meta/BernoulliBandit", memory="none", seeds=2, check=False)
     actor = ppo.make_actor(spec.config, spec.env, spec.env_params)
     obs = jnp.zeros(actor.env.observation_space(spec.env_params).shape)
@@ -149,47 +157,45 @@ def test_meta_rl_envs_evaluate_on_held_out_tasks_by_default():
     params = jax.vmap(network.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), obs)
     trained = Trained(None, spec, 0, SimpleNamespace(params=params), actor)
     assert int(trained.env()[1].split) == 0  # trained on the train split
-    assert int(trained.evaluate(episodes=2).env_params.split) == 1
+    assert int(trained.actor_for()[2].split) == 1  # what evaluate() plays under
     for split in ("train", 0):
-        assert int(trained.evaluate(env_params={"split": split}, episodes=2).env_params.split) == 0
+        assert int(trained.actor_for(env_params={"split": split})[2].split) == 0
+    assert int(trained.actor_for("meta/BernoulliBandit")[2].split) == 1  # by name, too
 
 
-def test_hystax_evaluate_writes_numbered_files_and_never_overwrites(runs, capsys):
-    """Two evaluations of one run: eval-001 and eval-002, each a CSV of seeds x episodes equal
-    to ``Trained.evaluate`` with the same key, a sidecar with its settings and a summary."""
+def test_hystax_evaluate_writes_numbered_files_and_records_episodes(runs, capsys):
+    """Two evaluations of one run: numbered files, none overwritten; the CSV (seeds x
+    episodes) equals ``Trained.evaluate`` with the same key; the sidecar holds the settings
+    and the summary; ``--record 1`` saves each seed's first evaluated episode (the CSV's
+    return; rewards sum to it; nothing past its length) and a GIF of it."""
     run = runs("mlp")
     n = len(list(run.glob("eval-*.json")))  # evaluations other tests made of this run
     a, b = f"eval-{n + 1:03d}", f"eval-{n + 2:03d}"
     assert main(["evaluate", str(run), "--episodes", "4", "--seed", "3"]) == 0
-    assert main(["evaluate", str(run), "--episodes", "2", "--deterministic"]) == 0
+    assert main(["evaluate", str(run), "--episodes", "2", "--deterministic", "--record", "1",
+                 "--env-param", "max_steps_in_episode=40"]) == 0
     out = capsys.readouterr().out
     assert out.count("95% CI over seeds") == 2 and f"{b}.csv" in out
     first = list(csv.DictReader((run / f"{a}.csv").open()))
-    assert len(first) == 2 * 4 and len(list(csv.DictReader((run / f"{b}.csv").open()))) == 4
     again = hystax.load(run).evaluate(episodes=4, key=jax.random.PRNGKey(3))
     np.testing.assert_allclose([float(r["return"]) for r in first], again.returns.reshape(-1))
     side = json.loads((run / f"{b}.json").read_text())
     assert side["deterministic"] and side["episodes"] == 2 and side["step"] == 8
     assert side["summary"] in out and json.loads((run / f"{a}.json").read_text())["seed"] == 3
+    assert side["env_params"] == {"max_steps_in_episode": 40} and side["max_steps"] == 40
 
-
-def test_record_writes_the_evaluated_episodes_and_gifs(runs, capsys):
-    """--record 2: the npz holds the first two evaluated episodes of each seed (the same
-    returns as the CSV; rewards sum to them; nothing past each length), and a GIF each."""
-    run = runs("mlp")
-    assert main(["evaluate", str(run), "--episodes", "3", "--record", "2", "--seed", "9",
-                 "--env-param", "max_steps_in_episode=40"]) == 0
-    stem = json.loads(max(run.glob("eval-*.json")).read_text())
-    rows = list(csv.DictReader((run / stem["files"][0]).open()))
-    data = np.load(run / stem["files"][1])
-    returns = np.array([float(r["return"]) for r in rows]).reshape(2, 3)[:, :2]
+    second = list(csv.DictReader((run / f"{b}.csv").open()))
+    assert len(second) == 2 * 2
+    data = np.load(run / f"{b}-episodes.npz")
+    returns = np.array([float(r["return"]) for r in second]).reshape(2, 2)[:, :1]
     np.testing.assert_array_equal(data["returns"], returns)
     np.testing.assert_allclose(data["rewards"].sum(-1), returns)
-    assert data["obs"].shape[:3] == (2, 2, data["lengths"].max()) and data["obs"].shape[3] == 4
+    assert data["obs"].shape == (2, 1, data["lengths"].max(), 4)
     past = np.arange(data["obs"].shape[2]) >= data["lengths"][..., None]
     assert not np.any(data["obs"][past])
-    gifs = [f for f in stem["files"] if f.endswith(".gif")]
-    assert len(gifs) == 4 and all((run / g).stat().st_size > 0 for g in gifs)
+    gifs = [f for f in side["files"] if f.endswith(".gif")]
+    assert gifs == [f"{b}-seed0-episode0.gif", f"{b}-seed1-episode0.gif"]
+    assert all(Image.open(run / g).n_frames > 1 for g in gifs)
 
 
 @pytest.mark.parametrize("args, message", [
