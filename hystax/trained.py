@@ -87,7 +87,8 @@ class Trained:
     def policy(self, seed: int | None = None) -> Policy:
         """Seed ``seed``'s policy, or (None) all seeds' vmapped over a leading axis."""
         if seed is None:
-            n, each_seed = len(self.seeds), jax.vmap(self.actor.act, in_axes=(0, 0, 0, 0, 0, None))
+            n = len(self.seeds)
+            each_seed = jax.vmap(self.actor.act, in_axes=(0, 0, 0, 0, 0, None))
 
             def act(params, obs, carry, start, key, deterministic=False):
                 return each_seed(params, obs, carry, start, key, deterministic)
