@@ -143,6 +143,8 @@ def check_same_spaces(trained: tuple, env, env_params, label: str) -> None:
     """HystaxError unless ``env`` (as the actor wraps it) has the training env's spaces."""
     now = space_signature(env, env_params)
     if now != trained:
-        raise HystaxError(f"the spaces of {label} differ from the training env's: observation "
-                          f"{now[0]} vs {trained[0]}, action {now[1]}({now[2]}) vs "
-                          f"{trained[1]}({trained[2]}); the trained policy cannot act there")
+        parts = ([f"observation {now[0]} vs {trained[0]}"] if now[0] != trained[0] else []) + (
+            [f"action {now[1]}({now[2]}) vs {trained[1]}({trained[2]})"]
+            if now[1:] != trained[1:] else [])
+        raise HystaxError(f"the spaces of {label} (as the agent sees it) differ from the training "
+                          f"env's: {', '.join(parts)}; the trained policy cannot act there")

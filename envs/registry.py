@@ -108,6 +108,7 @@ def _checked(env_name: str, field: str, default: Any, value: Any) -> Any:
         integral = isinstance(value, (int, np.integer)) or (
             isinstance(value, (float, np.floating)) and float(value).is_integer())
         require(integral and not is_bool, f"{where} must be an integer, got {value!r}")
+        require(abs(value) < 2**31, f"{where} must fit in int32 (|value| < 2**31), got {value!r}")
         require(field != "max_steps_in_episode" or value >= 1,
                 f"{where} must be positive, got {value!r}")
         return int(value)

@@ -124,9 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-processes", type=integer, help="with --distributed: number of processes")
     p.add_argument("--process-id", type=integer, help="with --distributed: this process's index")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--logger", default="csv", metavar="csv,tensorboard,wandb",
+    p.add_argument("--logger", action="append", metavar="csv,tensorboard,wandb",
                    help="where metrics go besides metrics.csv (always written): tensorboard "
-                        "(pip install 'hystax[tensorboard]'), wandb ('hystax[wandb]')")
+                        "(pip install 'hystax[tensorboard]'), wandb ('hystax[wandb]'); "
+                        "comma-separated or repeated")
     p.set_defaults(func=_train, train_parser=p)
 
     p = sub.add_parser("plot", help="plot run directories (returns.png, losses.png)")
@@ -140,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate", help="play a trained run on fresh episodes; write eval-NNN.csv into it",
         description="Load a PPO or Dyna run and play fresh episodes with every seed's policy; "
                     "writes eval-NNN.csv (seed, episode, return, length) and eval-NNN.json "
-                    "(settings, mean ± 95%% CI over seeds) into the run folder, never "
+                    "(settings, mean ± 95% CI over seeds) into the run folder, never "
                     "overwriting an earlier evaluation.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--step", type=integer, help="the checkpoint, in updates done (default: newest)")
@@ -279,7 +280,7 @@ def _train(args, rest) -> int:
                    out_dir=args.out_dir,
                    chunk_updates=args.chunk_updates, checkpoint_every=args.checkpoint_every,
                    devices=args.devices, resume=args.resume, progress=not args.no_progress,
-                   env_params=env_param_overrides(args.env_param) or None, loggers=args.logger,
+                   env_params=env_param_overrides(args.env_param) or None, loggers=",".join(args.logger or ["csv"]),
                    **overrides)
     _report(result, time.time() - start)
     return exit_code_of(result)

@@ -67,6 +67,8 @@ def env_param_overrides(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise HystaxError(f"--env-param expects FIELD=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
+        if key in out:
+            raise HystaxError(f"--env-param {key} is given twice")
         try:
             out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
         except ValueError:

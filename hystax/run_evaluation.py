@@ -26,7 +26,7 @@ from hystax import rundir
 from hystax.agents.actor import default_max_steps, play_steps, start_play
 from hystax.core.errors import is_int, require
 from hystax.core.stats import mean_and_t_interval
-from hystax.trained import DEFAULT_EPISODES, Trained, load
+from hystax.trained import DEFAULT_EPISODES, MAX_EPISODES, Trained, load
 
 RECORD_CHUNK = 128  # steps per jitted call while recording
 
@@ -43,9 +43,12 @@ def evaluate_run(run_dir: str | Path, *, env: str | None = None,
     require(is_int(episodes) and episodes > 0, f"episodes must be a positive integer, got "
             f"{episodes!r}")
     require(record <= episodes, f"record ({record}) cannot exceed episodes ({episodes})")
-    require(is_int(seed) and seed >= 0, f"seed must be a non-negative integer, got {seed!r}")
-    require(max_steps is None or (is_int(max_steps) and max_steps > 0),
-            f"max_steps must be a positive integer, got {max_steps!r}")
+    require(episodes <= MAX_EPISODES, f"episodes must be at most {MAX_EPISODES:,} per seed "
+            f"(they are played at once), got {episodes:,}")
+    require(is_int(seed) and 0 <= seed < 2**32, f"seed must be an integer in [0, 2**32), got "
+            f"{seed!r}")
+    require(max_steps is None or (is_int(max_steps) and 0 < max_steps < 2**31),
+            f"max_steps must be a positive integer below 2**31, got {max_steps!r}")
     trained = load(run_dir, step)
     require(isinstance(trained, Trained), f"{run_dir} is a {trained.spec.agent} run (a world "
             "model, not a policy): load it with hystax.load and use .predict / .results")
@@ -62,8 +65,11 @@ def evaluate_run(run_dir: str | Path, *, env: str | None = None,
     per_seed = result.returns.mean(axis=1)
     mean, half = mean_and_t_interval(per_seed)
     kind = "greedy" if deterministic else "stochastic"
+    changed = [f"{k}={v}" for k, v in (env_params or {}).items()] + (
+        [f"max_steps={max_steps}"] if max_steps else [])
+    settings = f" with {', '.join(changed)}" if changed else ""
     summary = (f"{trained.spec.agent} run {trained.run_dir.name} at update {trained.step} on "
-               f"{name} ({kind}, {episodes} episodes x {len(trained.seeds)} seeds): return "
+               f"{name}{settings} ({kind}, {episodes} episodes x {len(trained.seeds)} seeds): return "
                f"{mean:.4g} ± {half:.3g} (95% CI over seeds)")
     sidecar = trained.run_dir / f"{stem}.json"
     sidecar.write_text(json.dumps({
@@ -71,8 +77,9 @@ def evaluate_run(run_dir: str | Path, *, env: str | None = None,
         "env_params": dict(env_params or {}), "episodes": int(episodes),
         "deterministic": bool(deterministic), "seed": int(seed), "record": int(record),
         "max_steps": int(max_steps or default_max_steps(params)),
-        "seeds": trained.seeds, "mean_return": mean, "ci95_half_width": half,
-        "per_seed_mean_return": per_seed.tolist(),
+        "seeds": trained.seeds, "mean_return": float(f"{mean:.7g}"),
+        "ci95_half_width": float(f"{half:.7g}"),
+        "per_seed_mean_return": [float(f"{x:.7g}") for x in per_seed],
         "mean_length": float(result.lengths.mean()), "summary": summary,
         "files": [p.name for p in paths], "hystax_version": hystax.__version__},
         indent=2, allow_nan=True) + "\n")

@@ -38,6 +38,7 @@ from hystax.core.errors import HystaxError, is_int, require
 from hystax.runner import RunSpec, resolve, saved_config
 
 DEFAULT_EPISODES = 10
+MAX_EPISODES = 2**20  # per seed: all are played at once, as one batch of envs
 
 
 class Policy(NamedTuple):
@@ -113,10 +114,12 @@ class Trained:
         ``env_params``: field overrides (a dict) or params. A meta-RL env defaults to its
         held-out tasks (``split="test"``) unless ``env_params`` sets ``split``."""
         actor, name, params = self.actor_for(env, env_params)
-        require(is_int(episodes) and episodes > 0,
-                f"episodes must be a positive integer, got {episodes!r}")
-        require(max_steps is None or (is_int(max_steps) and max_steps > 0),
-                f"max_steps must be a positive integer, got {max_steps!r}")
+        require(is_int(episodes) and 0 < episodes <= MAX_EPISODES,
+                f"episodes must be a positive integer up to {MAX_EPISODES:,}, got {episodes!r}")
+        require(max_steps is None or (is_int(max_steps) and 0 < max_steps < 2**31),
+                f"max_steps must be a positive integer below 2**31, got {max_steps!r}")
+        require(key is None or isinstance(key, jax.Array),
+                f"key must be a jax PRNG key (jax.random.key(0)), got {key!r}")
         key = jax.random.PRNGKey(0) if key is None else key
         max_steps = default_max_steps(params) if max_steps is None else int(max_steps)
         out = _play_every_seed(actor, self.params, params, jax.random.split(key, len(self.seeds)),

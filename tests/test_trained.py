@@ -189,6 +189,11 @@ def test_hystax_evaluate_writes_numbered_files_and_records_episodes(runs, capsys
     (["evaluate", "{mlp}", "--episodes", "3", "--record", "5"], "record (5) cannot exceed"),
     (["evaluate", "{mlp}", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
     (["evaluate", "{mlp}", "--env-param", "gravity=nan"], "gravity must be a finite number"),
+    (["evaluate", "{mlp}", "--env-param", "gravity=9", "--env-param", "gravity=8"], "given twice"),
+    (["evaluate", "{mlp}", "--env-param", "max_steps_in_episode=3e9"], "must fit in int32"),
+    (["evaluate", "{mlp}", "--max-steps", "3000000000"], "max_steps must be a positive integer"),
+    (["evaluate", "{mlp}", "--episodes", "3e9"], "episodes must be at most 1,048,576"),
+    (["evaluate", "{mlp}", "--seed", "18446744073709551616"], "seed must be an integer in"),
 ])
 def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys, args, message):
     args = [a.format(tmp=tmp_path, mlp=runs("mlp")) for a in args]
