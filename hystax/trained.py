@@ -62,15 +62,14 @@ class Evaluation(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class Trained:
-    """A policy-learning run (PPO, Dyna) at one checkpoint: ``state`` is the whole train
-    state ``[seeds, ...]``, ``step`` the updates it had done."""
+class LoadedRun:
+    """A run at one checkpoint: ``spec`` (agent, env, config, seeds), ``state`` the whole
+    train state ``[seeds, ...]``, ``step`` the updates it had done."""
 
     run_dir: Path
     spec: RunSpec
     step: int
     state: Any
-    actor: Actor
 
     @property
     def config(self):
@@ -79,6 +78,13 @@ class Trained:
     @property
     def seeds(self) -> list[int]:
         return self.spec.seeds
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained(LoadedRun):
+    """A policy-learning run (PPO, Dyna) at one checkpoint, with the ``actor`` it acts by."""
+
+    actor: Actor
 
     @property
     def params(self):
@@ -150,23 +156,11 @@ class Trained:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainedWorldModel:
+class TrainedWorldModel(LoadedRun):
     """A continual world-model run (``mbrl``) at one checkpoint: ``state`` is its
     ``MBRLState`` ``[seeds, ...]`` (the model, and its copy saved after each task)."""
 
-    run_dir: Path
-    spec: RunSpec
-    step: int
-    state: Any
     method: Any  # the ContinualMethod
-
-    @property
-    def config(self):
-        return self.spec.config
-
-    @property
-    def seeds(self) -> list[int]:
-        return self.spec.seeds
 
     @property
     def tasks_done(self) -> int:
