@@ -201,7 +201,8 @@ def test_sequence_model_parallel_equals_stepping(name, kwargs):
         assert not np.allclose(y_a[:4], y_b[:4], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["s5", pytest.param("s4d", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["s5", *(pytest.param(name, marks=pytest.mark.slow)
+                                         for name in ("s4d", "lru", "s6", "mingru"))])
 def test_sequence_model_under_x64_keeps_its_dtypes(x64, name):
     """With ``jax_enable_x64`` on, float64 inputs still give float32 outputs and a carry of
     the documented dtype, sequence and step alike (the layer scan needs equal carry types)."""
@@ -257,8 +258,8 @@ def test_s5_step_sizes_start_in_the_configured_range():
 
 
 def test_bad_memory_inputs_raise_clear_errors():
-    with pytest.raises(HystaxError, match="unknown memory model 's6'"):
-        SequenceModel(MemoryConfig("s6"))
+    with pytest.raises(HystaxError, match="unknown memory model 's7'"):
+        SequenceModel(MemoryConfig("s7"))
     for bad, match in (({"glu": "quarter"}, "unknown glu"), ({"ffn": -1}, "ffn must be"),
                        ({"dt_min": 0.5, "dt_max": 0.1}, "dt_min <= dt_max"),
                        ({"c_init": "zeros"}, "unknown c_init")):

@@ -162,7 +162,7 @@ def test_recurrent_runner_with_vmapped_seeds(tmp_path):
 
 
 @pytest.mark.parametrize("overrides,match", [
-    ({"memory": "s6"}, "unknown memory model 's6'"),
+    ({"memory": "s7"}, "unknown memory model 's7'"),
     ({"memory": "gru", "num_envs": 6, "num_minibatches": 4}, "whole trajectories"),
     ({"memory": "s5", "state_size": 7}, "even block size"),
     ({"memory": "s4d", "discretization": "euler"}, "unknown discretization"),

@@ -15,7 +15,10 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
+from hystax.agents.memory.lru import LRULayer
+from hystax.agents.memory.mingru import MinGRULayer
 from hystax.agents.memory.rnn import GRULayer, LSTMLayer, MLPLayer
+from hystax.agents.memory.s6 import S6Layer
 from hystax.agents.memory.ssm import S4DLayer, S5Layer
 from hystax.core.errors import require
 
@@ -62,6 +65,10 @@ def _check_s4d(config) -> None:
     require(config.state_size % 2 == 0, f"S4D state_size must be even, got {config.state_size}")
 
 
+def _s6(config, name):
+    return S6Layer(config.d_model, config.state_size, config.dt_min, config.dt_max, name=name)
+
+
 MODELS: dict[str, Cell] = {
     # S5: P complex states (P/2 kept under conjugate symmetry)
     "s5": Cell(_s5, lambda c, b: (b, c.state_size // 2 if c.conj_sym else c.state_size),
@@ -69,7 +76,15 @@ MODELS: dict[str, Cell] = {
     # S4D: N/2 complex states per channel
     "s4d": Cell(_s4d, lambda c, b: (b, c.d_model * (c.state_size // 2)), jnp.complex64,
                 ssm=True, check=_check_s4d),
+    # LRU: P complex states; like S5 a linear map of the input, so GELU + GLU follow it
+    "lru": Cell(lambda c, name: LRULayer(c.d_model, c.state_size, name=name),
+                lambda c, b: (b, c.state_size), jnp.complex64, ssm=True),
+    # S6 (Mamba's selective SSM): N = state_size real states per channel; GELU + GLU stand
+    # in for Mamba's gate
+    "s6": Cell(_s6, lambda c, b: (b, c.d_model * c.state_size), ssm=True),
     "gru": Cell(lambda c, name: GRULayer(c.d_model, name=name), lambda c, b: (b, c.d_model)),
+    # minGRU: H real states; gated by its input like a GRU, so no GLU after it
+    "mingru": Cell(lambda c, name: MinGRULayer(c.d_model, name=name), lambda c, b: (b, c.d_model)),
     # LSTM: (cell, hidden) stacked
     "lstm": Cell(lambda c, name: LSTMLayer(c.d_model, name=name), lambda c, b: (b, 2, c.d_model)),
     # memoryless: the carry is passed through unused

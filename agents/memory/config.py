@@ -31,11 +31,12 @@ class MemoryConfig:
     """A stack of memory layers and the recurrent actor-critic around it.
 
     Attributes:
-      model: a name in :data:`~hystax.agents.memory.MODELS` ("s5", "s4d", "gru", "lstm",
-        "mlp"), or "none" for a policy without memory (PPO's feed-forward network).
+      model: a name in :data:`~hystax.agents.memory.MODELS` ("s5", "s4d", "lru", "s6", "gru",
+        "mingru", "lstm", "mlp"), or "none" for a policy without memory (PPO's feed-forward
+        network).
       layers: stacked layers (scanned, one compile for any depth).
       d_model: feature width H of the layers' inputs and outputs.
-      state_size: SSM states P per layer (S5; S4D: per channel); even with conj_sym.
+      state_size: SSM states P per layer (S5, LRU; S4D, S6: per channel); even with conj_sym.
       blocks: S5's HiPPO-N blocks on the diagonal (divides state_size).
       conj_sym: keep half of S5's conjugate eigenvalue pairs.
       discretization: "zoh" or "bilinear" (SSMs).
@@ -46,7 +47,8 @@ class MemoryConfig:
       glu: the SSMs' output mixing after the GELU: "full" (W1 y * sigmoid(W2 y)), "half"
         (y * sigmoid(W y)) or "none".
       ffn: expansion of a residual feed-forward sub-layer per layer (0: none).
-      dt_min, dt_max: range of the SSMs' step sizes Δ (log-uniform at init).
+      dt_min, dt_max: range of the SSMs' step sizes Δ (log-uniform at init; S6: of softplus
+        of Δ's bias, Δ at a zero input).
       c_init: S5's C: "complex_normal" or "trunc_normal".
       encoder_sizes: the MLP before the memory (then a Dense to ``d_model``).
       separate: the actor and the critic each own an encoder and a memory stack.

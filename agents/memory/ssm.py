@@ -24,8 +24,11 @@ from hystax.agents.memory.scan import reset_aware_scan
 DISCRETIZATIONS = ("zoh", "bilinear")
 S4D_INITS = ("lin", "inv")
 C_INITS = ("complex_normal", "trunc_normal")
-SSM_PARAMS = ("lambda_re", "log_neg_lambda_re", "lambda_im", "b", "log_step")
-"""Parameter names of the SSM layers' own dynamics (Λ, B, log Δ)."""
+SSM_PARAMS = ("lambda_re", "log_neg_lambda_re", "lambda_im", "b", "log_step",  # S5, S4D
+              "nu_log", "theta_log", "gamma_log",  # LRU (with its B, "b")
+              "a_log", "dt_bias")  # S6
+"""Parameter names of the SSM layers' own dynamics (Λ, B, log Δ; LRU's ν, θ, γ, B; S6's A and
+Δ's bias); no other cell has a parameter of these names."""
 
 
 @functools.cache
