@@ -1,4 +1,5 @@
-"""Recurrent PPO: PPO whose policy carries a memory (S5, S4D, GRU, LSTM or MLP).
+"""Recurrent PPO: PPO whose policy carries a memory (S5, S4D, LRU, S6, GRU, minGRU, LSTM or
+MLP).
 
 Reached through :mod:`hystax.agents.ppo` when its config's ``memory.model`` is not "none"
 (``hystax train ppo --memory s5 --env popgym/RepeatPreviousEasy``); the memory and the

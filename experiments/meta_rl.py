@@ -111,7 +111,8 @@ def plan(env_name="meta/BernoulliBandit", models=("s5", "gru", "mlp"), seeds=3,
     if gamma is not None:
         overrides["gamma"] = number("gamma", gamma)
     for model in models:
-        require(model != "none", "meta_rl needs memory models (s5, s4d, gru, lstm, mlp)")
+        require(model != "none",
+                "meta_rl needs memory models (s5, s4d, lru, s6, gru, mingru, lstm, mlp)")
         # unknown model, or a budget below one update: HystaxError, now
         resolve("ppo", env_name, memory=model, check=False, **overrides)
     exp_dir = Path(out_dir) / env_name.split("/")[-1]

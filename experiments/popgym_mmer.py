@@ -16,8 +16,8 @@ checkpoints and plots). The sets:
 * ``ablation``: the depth tasks x the S5 variants of ``ABLATIONS`` (the pre-fix S5 with one
   of today's changes, today's S5 without one), GRU and the MLP, 200k env steps; written as
   ``breadth``.
-* ``depth``: RepeatPrevious, RepeatFirst, CountRecall, Autoencode (Easy) x {s5, gru, mlp},
-  1M env steps. Written: ``curves.png`` (a grid of return vs env steps) and
+* ``depth``: RepeatPrevious, RepeatFirst, CountRecall, Autoencode (Easy) x {s5, lru, s6,
+  gru, mingru, mlp}, 1M env steps. Written: ``curves.png`` (a grid of return vs env steps) and
   ``thresholds.csv`` / ``thresholds.md``: the first env step at which the 10-update running
   mean of the seed-mean return reaches 50% and 90% of the way from the MLP's final return to
   the best return of 1.
@@ -49,7 +49,8 @@ DEPTH_TASKS = ("RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "Auto
 SETS = {
     "breadth": dict(tasks=EASY_TASKS, models=("s5", "s4d", "gru", "lstm", "mlp"),
                     total_timesteps=200_000),
-    "depth": dict(tasks=DEPTH_TASKS, models=("s5", "gru", "mlp"), total_timesteps=1_000_000),
+    "depth": dict(tasks=DEPTH_TASKS, models=("s5", "lru", "s6", "gru", "mingru", "mlp"),
+                  total_timesteps=1_000_000),
 }
 ABLATIONS = {
     "s5-before": ("before", {}),
@@ -208,8 +209,8 @@ def add_arguments(parser) -> None:
     and ``--resume``."""
     parser.add_argument("--set", dest="set_name", choices=list(SETS), default="breadth",
                         help="breadth: 16 Easy tasks x 5 models, 200k steps; depth: 4 memory "
-                             "tasks x {s5, gru, mlp}, 1M steps; ablation: the 4 memory tasks x "
-                             "S5 variants, 200k steps (default: breadth)")
+                             "tasks x {s5, lru, s6, gru, mingru, mlp}, 1M steps; ablation: the 4 "
+                             "memory tasks x S5 variants, 200k steps (default: breadth)")
     parser.add_argument("--tasks", nargs="+", help="POPGym tasks (default: the set's)")
     parser.add_argument("--models", nargs="+", help="memory models (default: the set's)")
     parser.add_argument("--seeds", default=3, help="seeds per run, vmapped (default: 3)")

@@ -69,3 +69,15 @@ def test_quick_memory_bench_writes_tables(tmp_path):
     assert gru["ratio_to_before"] == pytest.approx(speed["gru"] / speed["gru-before"])
     assert s5_before["ratio_to_gru"] == pytest.approx(speed["s5-before"] / speed["gru-before"])
     assert [r["layers"] for r in results["compile"]] == [1, 2]
+
+
+def test_memory_bench_runs_the_new_cells_in_its_full_run_only():
+    from hystax.experiments.bench import bench_memory
+
+    full, quick = bench_memory.FULL, bench_memory.QUICK
+    assert set(bench_memory.NEW_CELLS) <= set(full.layer_models) & set(full.ppo_memories)
+    assert not set(bench_memory.NEW_CELLS) & {*quick.layer_models, *quick.ppo_memories}
+    row = {"memory": "lru", "num_envs": 8, "num_steps": 64, "env_steps_per_s": 1000.0,
+           "compile_s": 1.0, "ratio_to_gru": 1.5, "ratio_to_before": None}  # no lru-before
+    table = bench_memory.format_tables({"layers": [], "ppo": [row], "compile": []})
+    assert "| lru | 8 × 64 | 1,000 | 1.0 | 1.50 | — |" in table

@@ -12,7 +12,7 @@ from hystax.experiments import meta_rl, popgym_mmer, popgym_tables
 
 @pytest.mark.parametrize("main, args, message", [
     (popgym_mmer.cli, ["--tasks", "RepeatPrevEasy"], "unknown env 'popgym/RepeatPrevEasy'"),
-    (popgym_mmer.cli, ["--models", "s6"], "unknown memory model 's6'"),
+    (popgym_mmer.cli, ["--models", "s7"], "unknown memory model 's7'"),
     (meta_rl.cli, ["--env", "CartPole-v1"], "not a meta-RL env"),
     (meta_rl.cli, ["--models", "none"], "needs memory models"),
     (meta_rl.cli, ["--models", "gru", "gru"], "models must be distinct"),

@@ -263,13 +263,15 @@ def test_runs_start_from_the_preset_for_the_env_and_memory_model():
     spec = resolve("ppo", "popgym/RepeatFirstEasy", memory="gru", check=False)
     assert spec.config == ppo.POPGYM["gru"] and spec.config.prev_action_reward
     assert resolve("ppo", "popgym/CountRecallEasy", check=False).config == ppo.POPGYM["s5"]
+    s6 = resolve("ppo", "popgym/CountRecallEasy", memory="s6", check=False).config.memory
+    assert (s6.model, s6.state_size) == ("s6", 16)  # N per channel (Mamba's), not S5's 64
     assert resolve("ppo", "Pendulum-v1", check=False).config == ppo.PRESETS["Pendulum-v1"]
     assert resolve("ppo", "meta/CartPole", memory="gru", check=False).config.memory.model == "gru"
     assert resolve("ppo", "Acrobot-v1", check=False).config == ppo.Config()  # no preset
     plain = resolve("ppo", "popgym/RepeatFirstEasy", config=ppo.Config(memory="s5"), check=False)
     assert plain.config == ppo.Config(memory="s5")  # an explicit config wins
-    with pytest.raises(HystaxError, match="unknown memory model 's6'"):
-        resolve("ppo", "popgym/RepeatFirstEasy", memory="s6", check=False)
+    with pytest.raises(HystaxError, match="unknown memory model 's7'"):
+        resolve("ppo", "popgym/RepeatFirstEasy", memory="s7", check=False)
 
 
 def test_a_saved_config_resumes_as_it_ran_not_with_newer_defaults():

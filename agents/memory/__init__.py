@@ -2,7 +2,7 @@
 
 * :func:`reset_aware_scan` — the parallel scan with episode resets inside it;
 * :class:`MemoryConfig` — every memory setting, validated in one place;
-* :data:`MODELS` — the memory cells (S5, S4D, GRU, LSTM, MLP), ``{name: Cell}``;
+* :data:`MODELS` — the memory cells (S5, S4D, LRU, S6, GRU, minGRU, LSTM, MLP), ``{name: Cell}``;
 * :class:`SequenceModel` — ``config.layers`` cells stacked with a scan over layers:
   ``initialize_carry(batch)``, ``__call__(carry, (x [T, B, H], starts [T, B]))``, ``step``.
 """

@@ -7,10 +7,11 @@
 >>> carry, y_t = model.apply(params, carry, x_t, start_t, method="step")   # one step
 
 Each layer is ``x + mix(core(norm(x)))``: ``core`` the cell of ``MODELS[config.model]``
-(S5 and S4D on the reset-aware parallel scan, GRU and LSTM on a sequential scan with
-resets, a memoryless MLP); ``mix`` is GELU then a GLU ``out1(y) * sigmoid(out2(y))`` for the
-SSMs and the identity for the others; ``norm`` an optional LayerNorm. The layers are stacked
-with ``nn.scan`` over a layer axis, so compile time does not grow with depth.
+(S5, S4D, LRU, S6 and minGRU on the reset-aware parallel scan, GRU and LSTM on a sequential
+scan with resets, a memoryless MLP); ``mix`` is GELU then a GLU ``out1(y) * sigmoid(out2(y))``
+for the SSMs (S5, S4D, LRU, S6) and the identity for the others; ``norm`` an optional
+LayerNorm. The layers are stacked with ``nn.scan`` over a layer axis, so compile time does
+not grow with depth.
 """
 
 from __future__ import annotations

@@ -3,15 +3,19 @@
 ``python -m hystax.experiments.bench.bench_memory [--quick] [--out PATH]`` (or ``hystax bench
 memory``) measures, side by side in one run:
 
-1. forward + backward time of one S5 / S4D / GRU / LSTM layer (``SequenceModel`` with one
-   layer) on batch 64, H 256, P 256 (128 kept by conjugate symmetry), 1% resets, for
-   L in {128, 1024, 4096}; ratios X / S5 per length. S4D keeps H x N/2 states per sequence
-   in recurrent mode, so it runs with N = 16 (2,048 states, vs S5's 128) and is skipped
-   above ``s4d_max_length`` where its states would not fit in a CPU's memory;
-2. recurrent PPO env-steps/s, S5 vs GRU at the same config (compile excluded), with today's
-   defaults and with the defaults before issue 13 (``-before``: no LayerNorm, one memory
-   shared by actor and critic), side by side;
+1. forward + backward time of one S5 / S4D / LRU / S6 / GRU / minGRU / LSTM layer
+   (``SequenceModel`` with one layer) on batch 64, H 256, P 256 (S5: 128 kept by conjugate
+   symmetry), 1% resets, for L in {128, 1024, 4096}; ratios X / S5 per length. S4D and S6
+   keep states per channel (H x N/2 complex, H x N real per sequence), so they run with
+   N = 16 (2,048 and 4,096 states, vs S5's 128) and are skipped above ``channel_max_length``
+   where their states would not fit in a CPU's memory;
+2. recurrent PPO env-steps/s, S5, LRU, S6, GRU and minGRU at the same config (S6 with
+   N = 16; compile excluded), and S5 and GRU with the defaults before issue 13 (``-before``:
+   no LayerNorm, one memory shared by actor and critic), side by side;
 3. compile time of S5 recurrent PPO's ``train`` for 1, 2 and 4 layers (layers are scanned).
+
+``--quick`` (a smoke run at small sizes) leaves LRU, S6 and minGRU out of parts 1 and 2:
+their compiles would double its time.
 
 Targets (from the in-context RL issue) are GPU figures: S5's layer >= 20x faster than GRU at
 L = 1024 and S5-PPO >= 5x GRU-PPO's env-steps/s at 1024-step rollouts. On a CPU the parallel
@@ -41,8 +45,10 @@ from hystax.experiments.bench.bench_tools import (
 )
 from hystax.progress import PartBar
 
-LAYER_MODELS = ("s5", "s5-before", "s4d", "gru", "lstm")
-PPO_MEMORIES = ("s5", "s5-before", "gru", "gru-before")
+LAYER_MODELS = ("s5", "s5-before", "s4d", "lru", "s6", "gru", "mingru", "lstm")
+PPO_MEMORIES = ("s5", "s5-before", "lru", "s6", "gru", "gru-before", "mingru")
+NEW_CELLS = ("lru", "s6", "mingru")  # the full run only: --quick stays about 90 s on 2 cores
+PER_CHANNEL = ("s4d", "s6")  # state_size is N per channel: run with Sizes.channel_state_size
 PPO_ENV = "MemoryChain-bsuite"
 
 
@@ -63,8 +69,10 @@ class Sizes:
     ppo: ppo.Config
     ppo_updates: int
     depths: tuple[int, ...]
-    s4d_state_size: int = 16
-    s4d_max_length: int = 1024
+    layer_models: tuple[str, ...] = LAYER_MODELS
+    ppo_memories: tuple[str, ...] = PPO_MEMORIES
+    channel_state_size: int = 16
+    channel_max_length: int = 1024
 
 
 _PPO_FULL = ppo.Config(memory=MemoryConfig("s5", d_model=128, state_size=128,
@@ -79,7 +87,9 @@ QUICK = Sizes(lengths=(32, 128), batch=8, d_model=32, state_size=32, reps=2,
                                       memory=dataclasses.replace(_PPO_FULL.memory, d_model=16,
                                                                  state_size=16,
                                                                  encoder_sizes=(16,))),
-              ppo_updates=2, depths=(1, 2))
+              ppo_updates=2, depths=(1, 2),
+              layer_models=tuple(m for m in LAYER_MODELS if m not in NEW_CELLS),
+              ppo_memories=tuple(m for m in PPO_MEMORIES if m not in NEW_CELLS))
 
 
 def _timed(fn, *args, reps: int) -> tuple[float, float]:
@@ -96,10 +106,11 @@ def bench_layers(sizes: Sizes) -> list[dict]:
         x = jax.random.normal(key, (length, sizes.batch, sizes.d_model))
         starts = jax.random.uniform(jax.random.fold_in(key, 1), (length, sizes.batch)) < 0.01
         times = {}
-        models = [m for m in LAYER_MODELS if m != "s4d" or length <= sizes.s4d_max_length]
+        models = [m for m in sizes.layer_models
+                  if m not in PER_CHANNEL or length <= sizes.channel_max_length]
         for name in models:
             kind, before = _variant(name)
-            state_size = sizes.s4d_state_size if kind == "s4d" else sizes.state_size
+            state_size = sizes.channel_state_size if kind in PER_CHANNEL else sizes.state_size
             model = SequenceModel(MemoryConfig(kind, d_model=sizes.d_model,
                                                state_size=state_size,
                                                layer_norm=before.get("layer_norm", True)))
@@ -118,13 +129,15 @@ def bench_layers(sizes: Sizes) -> list[dict]:
 
 
 def bench_ppo_throughput(sizes: Sizes) -> list[dict]:
-    """Recurrent-PPO env-steps/s (compile excluded) for S5 and GRU at the same config, with
-    today's defaults and the ones before issue 13."""
+    """Recurrent-PPO env-steps/s (compile excluded) for each of ``sizes.ppo_memories`` at the
+    same config (S6 with ``channel_state_size``), S5 and GRU also with the defaults before
+    issue 13; ``ratio_to_before`` is None for a model without a "-before" run."""
     env, params = hystax.make(PPO_ENV)
     rows = []
-    for name in PPO_MEMORIES:
+    for name in sizes.ppo_memories:
         memory, before = _variant(name)
-        config = replace_config(sizes.ppo, {"memory": memory, **before})  # flat names
+        channel = {"state_size": sizes.channel_state_size} if memory in PER_CHANNEL else {}
+        config = replace_config(sizes.ppo, {"memory": memory, **before, **channel})  # flat names
         algo = ppo.make_algorithm(config, env, params)
         state = jax.jit(algo.init)(jax.random.PRNGKey(0), default_hparams(config))
 
@@ -141,7 +154,8 @@ def bench_ppo_throughput(sizes: Sizes) -> list[dict]:
     for r in rows:
         kind, _, tag = r["memory"].partition("-")
         r["ratio_to_gru"] = r["env_steps_per_s"] / speed["gru" + (f"-{tag}" if tag else "")]
-        r["ratio_to_before"] = r["env_steps_per_s"] / speed[f"{kind}-before"]
+        r["ratio_to_before"] = (r["env_steps_per_s"] / speed[f"{kind}-before"]
+                                if f"{kind}-before" in speed else None)
     return rows
 
 
@@ -167,10 +181,14 @@ def format_tables(results: dict) -> str:
               "× before |", "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r['memory']} | {r['num_envs']} × {r['num_steps']} | "
               f"{r['env_steps_per_s']:,.0f} | {r['compile_s']:.1f} | {r['ratio_to_gru']:.2f} | "
-              f"{r['ratio_to_before']:.2f} |" for r in results["ppo"]]
+              f"{_ratio(r['ratio_to_before'])} |" for r in results["ppo"]]
     lines += ["", "| S5 layers | compile s (whole train) |", "|---:|---:|"]
     lines += [f"| {r['layers']} | {r['compile_s']:.1f} |" for r in results["compile"]]
     return "\n".join(lines)
+
+
+def _ratio(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio:.2f}"
 
 
 def main(quick: bool = False, out: str = "runs/bench_memory.json",
