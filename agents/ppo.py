@@ -1,8 +1,9 @@
 """The PPO family: its ``Config``, the tuned presets, and the choice of training loop.
 
 ``config.memory.model == "none"`` (the default) trains the MLP actor-critic of
-:mod:`hystax.agents.ff_ppo`; a memory model ("s5", "gru", ...) the recurrent PPO of
-:mod:`hystax.agents.recurrent_ppo`. Both are built from :mod:`hystax.agents.ppo_parts`.
+:mod:`hystax.agents.ff_ppo`; a memory model ("s5", "lru", "s6", "gru", "mingru", ...) the
+recurrent PPO of :mod:`hystax.agents.recurrent_ppo`. Both are built from
+:mod:`hystax.agents.ppo_parts`.
 
 ``make_train(config, env, env_params)`` gives a pure ``train(key, hparams=None)`` that runs
 the whole training as one ``lax.scan``; ``jax.jit(jax.vmap(train))(keys)`` trains several
@@ -140,8 +141,10 @@ POPGYM_PAPER = dataclasses.replace(
         POPGYM_MEMORY, layers=4, d_model=256, state_size=256, encoder_sizes=(128,)))
 # S4D's state_size is per channel (d_model x state_size/2 complex states per env: 2,048 at
 # the default 64, against S5's 32): N = 8 keeps it within 2-3x of S5's cost and learns as well.
+# S6's is per channel too (d_model x state_size real states: 4,096 at 64): Mamba's N = 16.
 POPGYM = {model: dataclasses.replace(POPGYM_CPU, memory=dataclasses.replace(
-              POPGYM_MEMORY, model=model, **({"state_size": 8} if model == "s4d" else {})))
+              POPGYM_MEMORY, model=model, **{"s4d": {"state_size": 8},
+                                             "s6": {"state_size": 16}}.get(model, {})))
           for model in (NO_MEMORY, *MODELS)}
 """The POPGym preset of each memory model ("none": feed-forward PPO on the same settings)."""
 META = {
@@ -153,6 +156,12 @@ META = {
                                          ent_coef=0.01, gae_lambda=0.95),
 }
 META["meta/CartPole-SameStart"] = META["meta/CartPole"]
+# Bandit meta-families: 1,000-round episodes of a new problem each; the observation already
+# holds the previous arm and reward. 32 envs x 128 steps, entropy 0.01 to keep exploring.
+META["meta/DLB"] = Config(memory=POPGYM_MEMORY, total_timesteps=2_000_000, num_envs=32,
+                          num_steps=128, hidden_sizes=(64,), lr=1e-3, ent_coef=0.01,
+                          reward_scale=1.0)
+META["meta/LSD"] = META["meta/DLB"]
 """Meta-RL families (their observations already hold the previous action and reward)."""
 MEMORY_BEFORE = dict(layer_norm=False, ssm_lr_scale=1.0, dt_min=1e-3, dt_max=1e-1,
                      separate_memory=False, clip_eigs=False)

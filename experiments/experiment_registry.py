@@ -30,7 +30,7 @@ COMMANDS: dict[str, str] = {
     "losse": "Losse-FTL online world models (hystax losse regression; "
              "hystax losse dyna --env CartPole-v1)",
     "icrl": "in-context RL experiments (hystax icrl popgym --set breadth; "
-            "hystax icrl meta --env meta/CartPole)",
+            "hystax icrl meta --env meta/CartPole; hystax icrl bandits)",
 }
 """``hystax COMMAND``: its help line; the experiments under it are the ``EXPERIMENTS`` keys
 that start with it."""
@@ -45,6 +45,8 @@ EXPERIMENTS: dict[str, Entry] = {
     "losse dyna": Entry("hystax.experiments.losse_dyna", "Dyna-DQN with online world models"),
     "icrl popgym": Entry("hystax.experiments.popgym_mmer", "memory models on POPGym (MMER)"),
     "icrl meta": Entry("hystax.experiments.meta_rl", "in-context adaptation on meta-RL tasks"),
+    "icrl bandits": Entry("hystax.experiments.incontext_bandits",
+                          "in-context bandit agents against the planners (meta/DLB, meta/LSD)"),
 }
 
 BENCHMARKS: dict[str, Entry] = {

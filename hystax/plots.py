@@ -25,6 +25,7 @@ from hystax.core.stats import (
     forward_fill,
     loglog_slope,
     mean_and_standard_error,
+    mean_and_t_interval,
     nanmean_over_seeds,
     running_mean,
     stratified_bootstrap_ci,
@@ -306,15 +307,25 @@ def _tail_slope(r: np.ndarray, mean: np.ndarray) -> float:
         return float("nan")
 
 
-def _regret_figure(curves: Mapping[str, np.ndarray], rounds=None, title: str | None = None):
+INTERVALS = {"se": "s.e.", "ci95": "95% CI"}
+"""The regret plots' bands: the standard error, or the 95% Student-t interval of the mean."""
+
+
+def _regret_figure(curves: Mapping[str, np.ndarray], rounds=None, title: str | None = None,
+                   interval: str = "se", unit: str = "seeds"):
     from matplotlib import colormaps
+
+    require(interval in INTERVALS, f"unknown interval {interval!r}; choose from "
+            f"{', '.join(INTERVALS)}")
+    spread = mean_and_standard_error if interval == "se" else mean_and_t_interval
+    word = INTERVALS[interval]
 
     data = _regret_inputs(curves, rounds)
     fig, axes = new_figure(figsize=(11.0, 4.3), ncols=2)
     lin, log = axes[0, 0], axes[0, 1]
     n_seeds = sorted({c.shape[0] for _, c, _ in data})
     for i, (name, c, r) in enumerate(data):
-        mean, se = mean_and_standard_error(c)
+        mean, se = spread(c)
         color = f"C{i}" if len(data) <= 10 else colormaps["tab20"](i % 20)  # no repeats
         slope = _tail_slope(r, mean)
         lin.plot(r, mean, color=color, linewidth=1.6,
@@ -336,18 +347,21 @@ def _regret_figure(curves: Mapping[str, np.ndarray], rounds=None, title: str | N
         ax.set_xlabel("round")
         ax.set_ylabel("cumulative regret")
         ax.grid(alpha=0.3, which="both" if ax is log else "major")
-    lin.set_title("linear axes (legend: final regret mean ± s.e.)", fontsize=9)
+    lin.set_title(f"linear axes (legend: final regret mean ± {word})", fontsize=9)
     log.set_title("log-log axes (legend: fitted slope over the last 90% of rounds)", fontsize=9)
     lin.legend(fontsize=8, loc="upper left", framealpha=0.85)
     log.legend(fontsize=8, loc="upper left", framealpha=0.85)
     seeds = "/".join(str(n) for n in n_seeds)
-    fig.suptitle(f"{title or 'cumulative regret'}: mean ± s.e. over {seeds} seeds", fontsize=11)
+    fig.suptitle(f"{title or 'cumulative regret'}: mean ± {word} over {seeds} {unit}",
+                 fontsize=11)
     return fig
 
 
 def plot_regret(curves: Mapping[str, np.ndarray], out_png, rounds=None,
-                title: str | None = None) -> Path:
-    """Plot cumulative regret on linear and log-log axes, mean ± standard error over seeds.
+                title: str | None = None, interval: str = "se", unit: str = "seeds") -> Path:
+    """Plot cumulative regret on linear and log-log axes, mean ± standard error over seeds
+    (``interval="ci95"``: ± the 95% Student-t interval of the mean; ``unit`` names the rows in
+    the title, e.g. "instances").
 
     Args:
       curves: ``{algorithm: cumulative regret [seeds, T]}``; T may be a subsample of the rounds.
@@ -362,7 +376,8 @@ def plot_regret(curves: Mapping[str, np.ndarray], out_png, rounds=None,
     Returns:
       The path of the written PNG.
     """
-    return save_figure(_regret_figure(curves, rounds=rounds, title=title), out_png)
+    return save_figure(_regret_figure(curves, rounds=rounds, title=title, interval=interval,
+                                      unit=unit), out_png)
 
 
 def write_regret_csv(curves: Mapping[str, np.ndarray], out_csv, rounds=None) -> Path:

@@ -25,6 +25,7 @@ from hystax.agents.bandits.policy import Policy, ProblemInfo, make_info
 __all__ = [
     "ALGORITHMS",
     "ALGORITHM_SETS",
+    "SETTINGS",
     "Policy",
     "ProblemInfo",
     "RunResult",
@@ -41,7 +42,6 @@ __all__ = [
     "round_noise",
     "run",
     "run_seeds",
-    "SETTINGS",
     "ucb1",
 ]
 

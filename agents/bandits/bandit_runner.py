@@ -31,8 +31,8 @@ from hystax.core.errors import require
 from hystax.envs.bandit_rounds import BanditProblem
 
 __all__ = ["MAX_CHUNK", "Played", "busy_rounds", "chunk_keys", "chunk_noise", "collect",
-           "compiled_play", "noise_chunk", "noise_of_rounds", "play", "play_rounds", "play_seeds",
-           "policy_key"]
+           "compiled_play", "noise_chunk", "noise_of_rounds", "play", "play_instances",
+           "play_rounds", "play_seeds", "policy_key"]
 
 
 class Played(NamedTuple):
@@ -145,12 +145,13 @@ def play_rounds(policy: Policy, problem: BanditProblem, info: Any, key: jax.Arra
 
 
 @functools.lru_cache(maxsize=128)
-def compiled_play(policy: Policy, blocks: int, every: int, batched: bool):
+def compiled_play(policy: Policy, blocks: int, every: int, batched: bool | str):
     """``jit(play_rounds(policy, problem, info, key, busy))``, vmapped over keys when
-    ``batched``; cached per (policy, blocks, every, batched)."""
+    ``batched`` is True, over (problem, info, key) when it is ``"instances"``; cached per
+    (policy, blocks, every, batched)."""
     fn = functools.partial(play_rounds, policy, blocks=blocks, every=every)
     if batched:
-        fn = jax.vmap(fn, in_axes=(None, None, 0, None))
+        fn = jax.vmap(fn, in_axes=(0, 0, 0, None) if batched == "instances" else (None, None, 0, None))
     return jax.jit(fn)
 
 
@@ -208,3 +209,25 @@ def play_seeds(policy: Policy, problem: BanditProblem, info: Any, seeds, horizon
         keys = sharding.seed_keys(seeds, sharding.seed_mesh(len(seeds)))
         return collect(compiled_play(policy, horizon // every, every, True)(problem, info, keys,
                                                                            busy), every)
+
+
+def play_instances(policy: Policy, problems, infos, seeds, horizon: int,
+                   record_every: int | None = None) -> Played:
+    """:func:`play` vmapped over instances: problem ``i`` (of the list ``problems``, all of
+    one shape) with ``infos[i]`` and seed ``seeds[i]`` (``PRNGKey(seed)``), one compiled run.
+    Every policy given the same seeds meets the same noise on each problem. The policy's
+    schedule must be the same for every instance (HystaxError otherwise)."""
+    seeds = seed_list(seeds)
+    require(len(problems) == len(infos) == len(seeds) > 0,
+            f"play_instances: need as many problems, infos and seeds (>= 1), got "
+            f"{len(problems)}, {len(infos)}, {len(seeds)}")
+    every = _checked(policy, problems[0], horizon, record_every)
+    busy = busy_rounds(policy, infos[0], horizon)
+    require(all(np.array_equal(busy, busy_rounds(policy, info, horizon)) for info in infos[1:]),
+            f"policy {policy.name!r}: its schedule differs between the instances; play them "
+            "one by one (play_seeds)")
+    stack = lambda trees: jax.tree.map(lambda *xs: np.stack(xs), *trees)
+    with jax.enable_x64(True):
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+        return collect(compiled_play(policy, horizon // every, every, "instances")(
+            stack(problems), stack(infos), keys, busy), every)

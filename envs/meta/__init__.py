@@ -31,18 +31,24 @@ params in the two outer 20% tails. The split and the task count live in :class:`
 >>> test_params = env.params_for("test")          # held-out tasks, same env, no recompile
 
 Registered families (see :func:`register_all`): ``meta/CartPole``,
-``meta/CartPole-SameStart``, ``meta/Pendulum``, ``meta/BernoulliBandit``. :func:`trial_returns`
+``meta/CartPole-SameStart``, ``meta/Pendulum``, ``meta/BernoulliBandit``, and the bandit
+meta-families ``meta/DLB`` and ``meta/LSD`` (:class:`BanditFamily`: a new bandit problem every
+episode; :mod:`.bandit_samplers` draws them). :func:`trial_returns`
 turns a reward stream into per-trial returns.
 
 Files: :mod:`.meta_env` (the wrapper), :mod:`.families` (the registered families and their task
-samplers), :mod:`.k_armed_bandit` (the bandit family's inner env), :mod:`.trial_returns`.
+samplers), :mod:`.bandit_family` and :mod:`.bandit_samplers` (the bandit meta-families),
+:mod:`.k_armed_bandit` (the bandit family's inner env), :mod:`.trial_returns`.
 """
 
+from hystax.envs.meta.bandit_family import BanditFamily, bandit_observation
 from hystax.envs.meta.families import (
                                        FAMILIES,
                                        bandit_family,
                                        cartpole_family,
                                        cartpole_same_start_family,
+                                       dlb_family,
+                                       lsd_family,
                                        pendulum_family,
                                        register_all,
                                        split_uniform,
@@ -53,14 +59,18 @@ from hystax.envs.meta.trial_returns import trial_returns
 
 __all__ = [
     "FAMILIES",
+    "BanditFamily",
     "BanditParams",
     "KArmedBandit",
     "MetaEnv",
     "MetaParams",
     "MetaState",
     "bandit_family",
+    "bandit_observation",
     "cartpole_family",
     "cartpole_same_start_family",
+    "dlb_family",
+    "lsd_family",
     "orthogonal",
     "pendulum_family",
     "register_all",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -14,12 +15,20 @@ from gymnax.environments.classic_control.pendulum import EnvParams as PendulumPa
 from gymnax.environments.classic_control.pendulum import Pendulum
 
 from hystax.core.errors import is_int, require
+from hystax.envs.meta.bandit_family import BanditFamily
+from hystax.envs.meta.bandit_samplers import (
+    LSD_CAP,
+    LSD_KINDS,
+    sample_dlb_problem,
+    sample_lsd_problem,
+)
 from hystax.envs.meta.k_armed_bandit import BanditParams, KArmedBandit
 from hystax.envs.meta.meta_env import DEFAULT_NUM_TASKS, MetaEnv, SampleParams
 
 __all__ = ["BANDIT_BAD_RANGE", "BANDIT_GOOD_RANGE", "CARTPOLE_RANGES", "FAMILIES",
            "PENDULUM_RANGES", "TAIL", "bandit_family", "cartpole_family",
-           "cartpole_same_start_family", "pendulum_family", "register_all", "split_uniform"]
+           "cartpole_same_start_family", "dlb_family", "lsd_family", "pendulum_family",
+           "register_all", "split_uniform"]
 
 TAIL = 0.2
 """Fraction of each parameter range held out at each end for the test split."""
@@ -134,17 +143,47 @@ def bandit_family(*, split: str = "train", num_arms: int = 5, num_trials: int = 
                    split=split, num_tasks=num_tasks, seed=seed, name="meta/BernoulliBandit")
 
 
-FAMILIES: dict[str, Callable[..., MetaEnv]] = {
+def dlb_family(*, split: str = "train", horizon: int = 1000,
+               num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0) -> BanditFamily:
+    """``meta/DLB``: a new stable dynamical linear bandit every episode (n = m = d = 3, the 6
+    budget arms; :func:`~hystax.envs.meta.bandit_samplers.sample_dlb_problem`), ``horizon``
+    rounds; the observation is the previous arm, the previous reward and t / T."""
+    return BanditFamily(sample_dlb_problem, num_arms=6, horizon=horizon, observe_time=True,
+                        split=split, num_tasks=num_tasks, seed=seed, name="meta/DLB")
+
+
+def lsd_family(*, split: str = "train", horizon: int = 1000, num_arms: int = 4,
+               cap: int = LSD_CAP, kinds: tuple[str, ...] = LSD_KINDS,
+               num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0) -> BanditFamily:
+    """``meta/LSD``: a new random monotone LSD problem every episode (``num_arms`` arms, caps
+    up to ``cap``, the ``recharging`` and ``lsd`` kinds, Bernoulli rewards;
+    :func:`~hystax.envs.meta.bandit_samplers.sample_lsd_problem`), ``horizon`` rounds. The
+    agent sees only its previous arm and reward: the arms' states are hidden."""
+    require(is_int(num_arms) and num_arms >= 1,
+            f"meta/LSD: num_arms must be a positive int, got {num_arms!r}")
+    require(is_int(cap) and cap >= 2, f"meta/LSD: cap must be an int >= 2, got {cap!r}")
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    sample = functools.partial(sample_lsd_problem, num_arms=int(num_arms), cap=int(cap),
+                               kinds=kinds)
+    sample(jax.random.PRNGKey(0))  # validates kinds now, not at the first reset
+    return BanditFamily(sample, num_arms=int(num_arms), horizon=horizon, observe_time=False,
+                        reward_bounds=(0.0, 1.0), split=split, num_tasks=num_tasks, seed=seed,
+                        name="meta/LSD")
+
+
+FAMILIES: dict[str, Callable[..., MetaEnv | BanditFamily]] = {
     "meta/CartPole": cartpole_family,
     "meta/CartPole-SameStart": cartpole_same_start_family,
     "meta/Pendulum": pendulum_family,
     "meta/BernoulliBandit": bandit_family,
+    "meta/DLB": dlb_family,
+    "meta/LSD": lsd_family,
 }
 
 
 def register_all() -> None:
     """Register the :data:`FAMILIES` (``meta/CartPole``, ``meta/CartPole-SameStart``,
-    ``meta/Pendulum``, ``meta/BernoulliBandit``); idempotent."""
+    ``meta/Pendulum``, ``meta/BernoulliBandit``, ``meta/DLB``, ``meta/LSD``); idempotent."""
     from hystax.envs.registry import is_registered, register
     for name, factory in FAMILIES.items():
         if not is_registered(name):

@@ -16,7 +16,8 @@ from hystax.core.errors import HystaxError, is_int, require
 from hystax.core.spaces import flat_bounds, shape_of
 
 __all__ = ["DEFAULT_NUM_TASKS", "MAX_TASKS", "SPLITS", "MetaEnv", "MetaParams", "MetaState",
-           "SampleParams", "orthogonal"]
+           "SampleParams", "check_num_tasks", "check_split", "draw_task", "orthogonal",
+           "task_range"]
 
 SPLITS = ("train", "test")
 MAX_TASKS = 2**24
@@ -119,8 +120,8 @@ class MetaEnv(environment.Environment):
         super().__init__()
         require(is_int(num_trials) and num_trials >= 1,
                 f"MetaEnv: num_trials must be a positive int, got {num_trials!r}")
-        _check_split(split)
-        _check_num_tasks(num_tasks)
+        check_split(split)
+        check_num_tasks(num_tasks)
         require(callable(sample_params),
                 f"MetaEnv: sample_params must be callable, got {type(sample_params).__name__}")
         require(obs_dim is None or (is_int(obs_dim) and obs_dim >= 1),
@@ -183,9 +184,9 @@ class MetaEnv(environment.Environment):
                    max_steps_in_episode: int | None = None) -> MetaParams:
         """:class:`MetaParams` for ``split`` ("train" or "test"); unset fields take this env's
         defaults. Bad values raise HystaxError."""
-        _check_split(split)
+        check_split(split)
         num_tasks = self.num_tasks if num_tasks is None else num_tasks
-        _check_num_tasks(num_tasks)
+        check_num_tasks(num_tasks)
         cap = self._max_steps if max_steps_in_episode is None else max_steps_in_episode
         require(is_int(cap) and cap >= 1,
                 f"MetaEnv: max_steps_in_episode must be a positive int, got {cap!r}")
@@ -202,8 +203,7 @@ class MetaEnv(environment.Environment):
 
     def task_range(self, params: MetaParams) -> tuple[jax.Array, jax.Array]:
         """``[first, last)`` task indices of ``params``' split (int32 scalars)."""
-        first = jnp.asarray(params.split, jnp.int32) * jnp.asarray(params.num_tasks, jnp.int32)
-        return first, first + jnp.asarray(params.num_tasks, jnp.int32)
+        return task_range(params)
 
     def action_space(self, params: Any = None):
         """The inner action space (Box actions are in the same bounds, before projection)."""
@@ -247,10 +247,7 @@ class MetaEnv(environment.Environment):
     def reset_env(self, key: jax.Array, params: MetaParams) -> tuple[jax.Array, MetaState]:
         """New meta-episode: draw a task of this split, reset the inner env with its params."""
         task_key, inner_key = jax.random.split(key)
-        first, last = self.task_range(params)
-        # uniform on [first, last) up to a modulo bias below num_tasks / 2**32 <= 2**-8
-        offset = jax.random.bits(task_key, (), jnp.uint32) % (last - first).astype(jnp.uint32)
-        index = first + offset.astype(jnp.int32)
+        index = draw_task(task_key, params)
         split = jnp.asarray(params.split, jnp.int32)
         task_params, obs_proj, act_proj = self._task(index, split)
         inner_obs, inner = self._env.reset(inner_key, task_params)
@@ -339,23 +336,36 @@ class MetaEnv(environment.Environment):
         return jnp.reshape(inner, self._action_shape)
 
 
-def _check_split(split: Any) -> None:
+def task_range(params: Any) -> tuple[jax.Array, jax.Array]:
+    """``[first, last)`` task indices (int32 scalars) of the split ``params.split`` with
+    ``params.num_tasks`` tasks per split: train ``[0, N)``, test ``[N, 2N)``."""
+    first = jnp.asarray(params.split, jnp.int32) * jnp.asarray(params.num_tasks, jnp.int32)
+    return first, first + jnp.asarray(params.num_tasks, jnp.int32)
+
+
+def draw_task(key: jax.Array, params: Any) -> jax.Array:
+    """A task index (int32 []) uniform on :func:`task_range` up to a modulo bias below
+    ``num_tasks / 2**32 <= 2**-8``."""
+    first, last = task_range(params)
+    offset = jax.random.bits(key, (), jnp.uint32) % (last - first).astype(jnp.uint32)
+    return first + offset.astype(jnp.int32)
+
+
+def check_split(split: Any) -> None:
+    """HystaxError unless ``split`` is one of :data:`SPLITS`."""
     require(isinstance(split, str) and split in SPLITS,
             f"MetaEnv: unknown split {split!r} (valid: {', '.join(SPLITS)})")
 
 
-def _check_num_tasks(num_tasks: Any) -> None:
+def check_num_tasks(num_tasks: Any) -> None:
+    """HystaxError unless ``num_tasks`` is an int in ``[1, MAX_TASKS]``."""
     require(is_int(num_tasks) and 1 <= num_tasks <= MAX_TASKS,
             f"MetaEnv: num_tasks must be an int in [1, 2**24], got {num_tasks!r}")
-
-
-
 
 
 def _name(env: Any) -> str:
     name = getattr(env, "name", None)
     return name if isinstance(name, str) else type(env).__name__
-
 
 
 def _arrays(tree: Any) -> Any:
