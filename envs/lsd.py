@@ -367,13 +367,16 @@ class LSDEnv(BanditEnv):
 
     Observation [K + 1]: one-hot of the previous action and the previous reward (zeros at the
     start), so the arm states are hidden and a memory agent must infer them; with
-    ``observe_state=True`` the states scaled to [-1, 1] (z / cap) are appended ([2K + 1]).
+    ``observe_state=True`` the states scaled to [-1, 1] (z / cap) are appended ([2K + 1]);
+    with ``observe_action=False`` the one-hot is left out (registered as
+    ``lsd/<preset>-no-action``): the agent must remember what it played.
     Every episode starts from ``problem.init_state`` and is truncated after
     ``max_steps_in_episode`` rounds.
     """
 
     def __init__(self, problem: LSDProblem | str = "laforgue-main",
-                 max_steps_in_episode: int = 500, observe_state: bool = False):
+                 max_steps_in_episode: int = 500, observe_state: bool = False,
+                 observe_action: bool = True):
         super().__init__()
         self.problem = preset(problem) if isinstance(problem, str) else problem
         require(isinstance(self.problem, LSDProblem),
@@ -382,6 +385,7 @@ class LSDEnv(BanditEnv):
                 f"LSDEnv: max_steps_in_episode must be a positive int, got {max_steps_in_episode!r}")
         self.max_steps = max_steps_in_episode
         self.observe_state = bool(observe_state)
+        self.observe_action = bool(observe_action)
 
     @property
     def default_params(self) -> LSDParams:
@@ -389,7 +393,8 @@ class LSDEnv(BanditEnv):
 
     def _obs(self, state: LSDState, problem: LSDProblem) -> jax.Array:
         k = problem.num_arms
-        parts = [jax.nn.one_hot(state.last_action, k), state.last_reward[None]]
+        parts = [jax.nn.one_hot(state.last_action, k)] if self.observe_action else []
+        parts.append(state.last_reward[None])
         if self.observe_state:
             z = state.z.astype(jnp.float32)
             parts.append(jnp.where(z > 0, z / problem.idle_cap, z / problem.play_cap))
@@ -414,15 +419,19 @@ class LSDEnv(BanditEnv):
         return "LSD"
 
     def observation_space(self, params=None) -> spaces.Box:
-        size = (2 if self.observe_state else 1) * self.problem.num_arms + 1
+        k = self.problem.num_arms
+        size = k * (self.observe_state + self.observe_action) + 1
         bound = 1.0 if self.problem.noise == "bernoulli" else jnp.inf  # Gaussian rewards: any value
         return spaces.Box(-bound, bound, (size,), jnp.float32)
 
 
 def register_all() -> None:
-    """Register ``lsd/<preset>`` for every preset (idempotent)."""
+    """Register ``lsd/<preset>`` and ``lsd/<preset>-no-action`` (the previous action left out
+    of the observation) for every preset (idempotent)."""
     from hystax.envs.registry import is_registered, register
     for name in PRESETS:
-        if not is_registered(f"lsd/{name}"):
-            register(f"lsd/{name}", lambda max_steps_in_episode=500, observe_state=False, _n=name:
-                     LSDEnv(_n, max_steps_in_episode, observe_state))
+        for suffix, action in (("", True), ("-no-action", False)):
+            if not is_registered(f"lsd/{name}{suffix}"):
+                register(f"lsd/{name}{suffix}",
+                         lambda max_steps_in_episode=500, observe_state=False, _n=name,
+                         _a=action: LSDEnv(_n, max_steps_in_episode, observe_state, _a))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hystax.experiments import meta_rl, popgym_mmer, popgym_tables
+from hystax.experiments import incontext_bandits, meta_rl, popgym_mmer, popgym_tables
 
 
 @pytest.mark.parametrize("main, args, message", [
@@ -24,6 +24,14 @@ from hystax.experiments import meta_rl, popgym_mmer, popgym_tables
     (popgym_mmer.cli, ["--models", "s5", "s5"], "models must be distinct"),
     (popgym_mmer.cli, ["--set", "depth", "--models", "s5", "gru"], "need the mlp baseline"),
     (popgym_mmer.cli, ["--total-timesteps", "100"], "smaller than one update"),
+    (incontext_bandits.cli, ["--families", "dlb", "mab"], "unknown family 'mab'"),
+    (incontext_bandits.cli, ["--models", "s7"], "unknown memory model 's7'"),
+    (incontext_bandits.cli, ["--models", "none"], "need a memory model name"),
+    (incontext_bandits.cli, ["--models", "s5", "s5"], "must be distinct"),
+    (incontext_bandits.cli, ["--problems", "-3"], "problems must be a positive integer"),
+    (incontext_bandits.cli, ["--seeds", "nan"], "seeds must be a positive integer"),
+    (incontext_bandits.cli, ["--total-timesteps", "100"], "smaller than one update"),
+    (incontext_bandits.cli, ["--resume"], "--resume continues the set named by --name"),
 ])
 def test_bad_input_fails_before_training(tmp_path, capsys, main, args, message):
     with pytest.raises(SystemExit) as exit_info:

@@ -108,6 +108,23 @@ def test_gymnax_env_plays_the_problem():
     np.testing.assert_allclose(obs[4:], 1.0)  # recharged: z = cap
 
 
+def test_no_action_variant_observes_only_the_reward():
+    """``lsd/<preset>-no-action``: the same rounds (same key, same rewards), an observation of
+    the previous reward alone."""
+    env, params = make("lsd/laforgue-main", env_kwargs={"max_steps_in_episode": 50})
+    blind, blind_params = make("lsd/laforgue-main-no-action",
+                               env_kwargs={"max_steps_in_episode": 50})
+    check_env(blind, blind_params)
+    assert blind.observation_space(blind_params).shape == (1,)
+    state, blind_state = env.reset(jax.random.PRNGKey(0), params)[1], blind.reset(
+        jax.random.PRNGKey(0), blind_params)[1]
+    for t, arm in enumerate([2, 2, 0, 1, 2]):
+        obs, state, reward, *_ = env.step(jax.random.PRNGKey(t), state, arm, params)
+        blind_obs, blind_state, blind_reward, *_ = blind.step(jax.random.PRNGKey(t),
+                                                               blind_state, arm, blind_params)
+        assert float(blind_reward) == float(reward) and blind_obs.tolist() == [obs[-1]]
+
+
 # --- planners ------------------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ from hystax.envs import dlb, lsd
 from hystax.envs.meta.meta_env import orthogonal
 
 __all__ = ["DLB_OOD", "DLB_RHO", "DLB_SCALES", "DLB_SIGMA", "LSD_CAP", "LSD_KINDS", "LSD_OOD",
-           "dlb_on_host", "lsd_on_host", "sample_dlb_problem", "sample_lsd_problem",
+           "check_kinds", "dlb_on_host", "lsd_on_host", "sample_dlb_problem", "sample_lsd_problem",
            "stable_matrix"]
 
 DLB_RHO = (0.1, 0.7)
@@ -126,13 +126,20 @@ def _arm(key: jax.Array, cap: int) -> tuple[jax.Array, jax.Array]:
     return idle, jnp.stack([recharging, satiating])
 
 
+def check_kinds(kinds: Sequence[str] | str) -> tuple[str, ...]:
+    """``kinds`` as a tuple; HystaxError unless it is a non-empty subset of
+    :data:`LSD_KINDS`."""
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    require(kinds and set(kinds) <= set(LSD_KINDS),
+            f"meta/LSD: kinds must be a non-empty subset of {LSD_KINDS}, got {kinds!r}")
+    return kinds
+
+
 def sample_lsd_problem(key: jax.Array, num_arms: int = 4, cap: int = LSD_CAP,
                        kinds: Sequence[str] = LSD_KINDS) -> lsd.LSDProblem:
     """A ``meta/LSD`` problem with jax leaves (see the module): idle and play tables
     ``[num_arms, cap]``, starting recharged; one kind per problem, drawn from ``kinds``."""
-    kinds = tuple(kinds)
-    require(kinds and set(kinds) <= set(LSD_KINDS),
-            f"meta/LSD: kinds must be a non-empty subset of {LSD_KINDS}, got {kinds!r}")
+    kinds = check_kinds(kinds)
     require(cap >= 2, f"meta/LSD: cap must be >= 2, got {cap!r}")
     k_kind, k_arms = jax.random.split(key)
     idle, plays = jax.vmap(lambda k: _arm(k, cap))(jax.random.split(k_arms, num_arms))

@@ -19,6 +19,7 @@ from hystax.envs.meta.bandit_family import BanditFamily
 from hystax.envs.meta.bandit_samplers import (
     LSD_CAP,
     LSD_KINDS,
+    check_kinds,
     sample_dlb_problem,
     sample_lsd_problem,
 )
@@ -162,10 +163,8 @@ def lsd_family(*, split: str = "train", horizon: int = 1000, num_arms: int = 4,
     require(is_int(num_arms) and num_arms >= 1,
             f"meta/LSD: num_arms must be a positive int, got {num_arms!r}")
     require(is_int(cap) and cap >= 2, f"meta/LSD: cap must be an int >= 2, got {cap!r}")
-    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     sample = functools.partial(sample_lsd_problem, num_arms=int(num_arms), cap=int(cap),
-                               kinds=kinds)
-    sample(jax.random.PRNGKey(0))  # validates kinds now, not at the first reset
+                               kinds=check_kinds(kinds))
     return BanditFamily(sample, num_arms=int(num_arms), horizon=horizon, observe_time=False,
                         reward_bounds=(0.0, 1.0), split=split, num_tasks=num_tasks, seed=seed,
                         name="meta/LSD")
