@@ -49,6 +49,9 @@ def test_bandit_families_hold_out_disjoint_problems(name):
     obs = env.reset(keys[0], params)[0]
     assert obs.shape == env.observation_space(params).shape == (
         (6 + 1 + 1,) if name == "meta/DLB" else (4 + 1,))
+    if name == "meta/LSD":  # the reward alone
+        blind, blind_params = hystax.make(name, env_kwargs={"observe_arm": False})
+        assert blind.reset(keys[0], blind_params)[0].shape == (1,)
 
 
 def test_dlb_family_problems_are_stable_with_the_stated_radius_and_steady_state():
@@ -89,8 +92,8 @@ def test_lsd_family_kinds_restrict_the_play_side():
     keys = jax.random.split(jax.random.PRNGKey(5), 32)
     play = jax.vmap(lambda k: sample_lsd_problem(k, kinds=("recharging",)).play_payoff)(keys)
     np.testing.assert_array_equal(play, jnp.broadcast_to(play[..., :1], play.shape))
-    with pytest.raises(hystax.HystaxError, match="kinds"):
-        hystax.make("meta/LSD", kinds=("satiation",))
+    with pytest.raises(hystax.HystaxError, match="kinds must be a non-empty subset"):
+        hystax.make("meta/LSD", env_kwargs={"kinds": ("satiation",)})
 
 
 def test_play_instances_equals_playing_each_problem_with_its_seed():

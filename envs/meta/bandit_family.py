@@ -123,7 +123,8 @@ class BanditFamily(environment.Environment):
 
     def params_for(self, split: str, *, num_tasks: int | None = None,
                    horizon: int | None = None) -> FamilyParams:
-        """:class:`FamilyParams` of ``split`` ("train" or "test")."""
+        """:class:`FamilyParams` of ``split`` ("train" or "test"); ``horizon`` cuts episodes
+        elsewhere than the family's T, while the observation's t / T keeps the family's."""
         check_split(split)
         num_tasks = self.num_tasks if num_tasks is None else num_tasks
         check_num_tasks(num_tasks)
@@ -146,9 +147,9 @@ class BanditFamily(environment.Environment):
 
     def observation_space(self, params: Any = None) -> spaces.Box:
         """Box float32 ``[K + 1 (+ 1)]`` (see :func:`bandit_observation`)."""
-        low, high = [0.0] * self._num_arms if self.observe_arm else [], None
-        high = [1.0] * len(low) + [self.reward_bounds[1]] + [1.0] * self.observe_time
-        low = low + [self.reward_bounds[0]] + [0.0] * self.observe_time
+        arms = self._num_arms * self.observe_arm
+        low = [0.0] * arms + [self.reward_bounds[0]] + [0.0] * self.observe_time
+        high = [1.0] * arms + [self.reward_bounds[1]] + [1.0] * self.observe_time
         return spaces.Box(jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32),
                           (len(low),), jnp.float32)
 

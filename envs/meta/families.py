@@ -155,18 +155,20 @@ def dlb_family(*, split: str = "train", horizon: int = 1000,
 
 def lsd_family(*, split: str = "train", horizon: int = 1000, num_arms: int = 4,
                cap: int = LSD_CAP, kinds: tuple[str, ...] = LSD_KINDS,
-               num_tasks: int = DEFAULT_NUM_TASKS, seed: int = 0) -> BanditFamily:
+               observe_arm: bool = True, num_tasks: int = DEFAULT_NUM_TASKS,
+               seed: int = 0) -> BanditFamily:
     """``meta/LSD``: a new random monotone LSD problem every episode (``num_arms`` arms, caps
     up to ``cap``, the ``recharging`` and ``lsd`` kinds, Bernoulli rewards;
     :func:`~hystax.envs.meta.bandit_samplers.sample_lsd_problem`), ``horizon`` rounds. The
-    agent sees only its previous arm and reward: the arms' states are hidden."""
+    agent sees only its previous arm and reward (``observe_arm=False``: the reward alone):
+    the arms' states are hidden."""
     require(is_int(num_arms) and num_arms >= 1,
             f"meta/LSD: num_arms must be a positive int, got {num_arms!r}")
     require(is_int(cap) and cap >= 2, f"meta/LSD: cap must be an int >= 2, got {cap!r}")
     sample = functools.partial(sample_lsd_problem, num_arms=int(num_arms), cap=int(cap),
                                kinds=check_kinds(kinds))
     return BanditFamily(sample, num_arms=int(num_arms), horizon=horizon, observe_time=False,
-                        reward_bounds=(0.0, 1.0), split=split, num_tasks=num_tasks, seed=seed,
+                        observe_arm=observe_arm, reward_bounds=(0.0, 1.0), split=split, num_tasks=num_tasks, seed=seed,
                         name="meta/LSD")
 
 
