@@ -36,10 +36,10 @@ from gymnax.environments import environment, spaces
 from hystax.core.errors import is_int, require
 from hystax.envs.meta.meta_env import (
     DEFAULT_NUM_TASKS,
-    SPLITS,
     check_num_tasks,
     check_split,
     draw_task,
+    split_params,
 )
 
 __all__ = ["BanditFamily", "FamilyParams", "FamilyState", "bandit_observation"]
@@ -125,14 +125,10 @@ class BanditFamily(environment.Environment):
                    horizon: int | None = None) -> FamilyParams:
         """:class:`FamilyParams` of ``split`` ("train" or "test"); ``horizon`` cuts episodes
         elsewhere than the family's T, while the observation's t / T keeps the family's."""
-        check_split(split)
-        num_tasks = self.num_tasks if num_tasks is None else num_tasks
-        check_num_tasks(num_tasks)
-        horizon = self.horizon if horizon is None else horizon
-        require(is_int(horizon) and horizon >= 1,
-                f"{self._name}: horizon must be a positive int, got {horizon!r}")
-        return FamilyParams(split=SPLITS.index(split), num_tasks=int(num_tasks),
-                            max_steps_in_episode=int(horizon))
+        return split_params(FamilyParams, split,
+                            self.num_tasks if num_tasks is None else num_tasks,
+                            self.horizon if horizon is None else horizon,
+                            f"{self._name}: horizon")
 
     @property
     def name(self) -> str:

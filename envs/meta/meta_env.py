@@ -17,7 +17,7 @@ from hystax.core.spaces import flat_bounds, shape_of
 
 __all__ = ["DEFAULT_NUM_TASKS", "MAX_TASKS", "SPLITS", "MetaEnv", "MetaParams", "MetaState",
            "SampleParams", "check_num_tasks", "check_split", "draw_task", "orthogonal",
-           "task_range"]
+           "split_params", "task_range"]
 
 SPLITS = ("train", "test")
 MAX_TASKS = 2**24
@@ -184,14 +184,10 @@ class MetaEnv(environment.Environment):
                    max_steps_in_episode: int | None = None) -> MetaParams:
         """:class:`MetaParams` for ``split`` ("train" or "test"); unset fields take this env's
         defaults. Bad values raise HystaxError."""
-        check_split(split)
-        num_tasks = self.num_tasks if num_tasks is None else num_tasks
-        check_num_tasks(num_tasks)
-        cap = self._max_steps if max_steps_in_episode is None else max_steps_in_episode
-        require(is_int(cap) and cap >= 1,
-                f"MetaEnv: max_steps_in_episode must be a positive int, got {cap!r}")
-        return MetaParams(split=SPLITS.index(split), num_tasks=int(num_tasks),
-                          max_steps_in_episode=int(cap))
+        return split_params(MetaParams, split,
+                            self.num_tasks if num_tasks is None else num_tasks,
+                            self._max_steps if max_steps_in_episode is None
+                            else max_steps_in_episode, "MetaEnv: max_steps_in_episode")
 
     @property
     def name(self) -> str:
@@ -349,6 +345,17 @@ def draw_task(key: jax.Array, params: Any) -> jax.Array:
     first, last = task_range(params)
     offset = jax.random.bits(key, (), jnp.uint32) % (last - first).astype(jnp.uint32)
     return first + offset.astype(jnp.int32)
+
+
+def split_params(params_type: type, split: str, num_tasks: Any, max_steps: Any, what: str):
+    """``params_type(split=..., num_tasks=..., max_steps_in_episode=...)`` after the checks
+    (``what`` names the step cap in its error)."""
+    check_split(split)
+    check_num_tasks(num_tasks)
+    require(is_int(max_steps) and max_steps >= 1,
+            f"{what} must be a positive int, got {max_steps!r}")
+    return params_type(split=SPLITS.index(split), num_tasks=int(num_tasks),
+                       max_steps_in_episode=int(max_steps))
 
 
 def check_split(split: Any) -> None:
