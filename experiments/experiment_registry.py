@@ -58,6 +58,8 @@ BENCHMARKS: dict[str, Entry] = {
     "continual": Entry("hystax.experiments.bench.bench_continual",
                        "CEM plans/s, model updates, memory vs tasks"),
     "losse": Entry("hystax.experiments.bench.bench_losse", "Losse-FTL update time vs D"),
+    "gpu": Entry("hystax.experiments.bench.gpu_suite",
+                 "the GPU suite: paper-config PPO, layers, PPO vs env ceiling, bandits, Losse"),
 }
 
 
