@@ -164,7 +164,8 @@ def test_incontext_bandits_command_writes_tables_and_resumes(tmp_path, capsys):
         assert (folder / "curves.csv").read_text().count("\n") > 3 * 100
     capsys.readouterr()
     assert incontext_bandits.cli([*args[:-3], "--name", "set", "--resume", "--no-progress"]) == 0
-    assert "read back, nothing to train" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "read back, nothing to train" in captured.out + captured.err
 
 
 @pytest.mark.slow
